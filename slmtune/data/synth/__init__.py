@@ -1,0 +1,37 @@
+"""Deterministic synthetic demo data for the seeds' two tasks (alpaca records)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from slmtune.data.synth.complaints import generate_complaints
+from slmtune.errors import SlmtuneError
+
+GENERATORS: dict[str, Callable[[int, int], list[dict]]] = {"complaints": generate_complaints}
+
+try:  # policy pages are optional until their generator lands
+    from slmtune.data.synth.policy_pages import generate_policy_pages
+
+    GENERATORS["policy-pages"] = generate_policy_pages
+except ImportError:  # pragma: no cover
+    pass
+
+
+def generate(task: str, n: int, seed: int) -> list[dict]:
+    if task not in GENERATORS:
+        raise SlmtuneError(f"unknown synthetic task '{task}': use one of {', '.join(GENERATORS)}")
+    return GENERATORS[task](n, seed)
+
+
+def write_jsonl(records: list[dict], path: str | Path) -> None:
+    """Write atomically: a temp file renamed into place, never a half-written output."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)

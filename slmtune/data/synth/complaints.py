@@ -1,0 +1,148 @@
+"""Synthetic Chinese complaints labelled {name, address, email, question}, noisy on purpose.
+
+Every label value is copied verbatim from the text (extraction is copying), or null when
+the text does not contain that field. Surface forms vary: field order, label words (with
+typos), separators (full- and half-width), narrative vs labelled style, greetings, filler,
+distractor numbers (phones, work orders, dates, amounts) that must not be extracted, and
+trailing noise. The complaint itself is composed from fragments, so thousands are distinct.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+from faker import Faker
+
+from slmtune.data.synth import _fragments as F
+
+COMPLAINT_SYSTEM_PROMPT = (
+    "将文本中的name、address、email、question提取出来，以json格式输出，字段为name、address、email、"
+    "question，值为文本中提取出来的内容。"
+)
+KEYS = ("name", "address", "email", "question")
+DROP_RATE = {"name": 0.12, "address": 0.12, "email": 0.15, "question": 0.06}
+
+
+def generate_complaints(n: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    fake = Faker("zh_CN")
+    fake.seed_instance(seed)
+    return [_record(rng, fake) for _ in range(n)]
+
+
+def _record(rng: random.Random, fake: Faker) -> dict:
+    values = {
+        "name": fake.name(),
+        "address": _address(rng, fake),
+        "email": _email(rng, fake),
+        "question": _complaint(rng),
+    }
+    label = {k: (None if rng.random() < DROP_RATE[k] else values[k]) for k in KEYS}
+    if all(v is None for v in label.values()):
+        label["question"] = values["question"]
+    text = (_labelled if rng.random() < 0.55 else _narrative)(rng, label)
+    text = rng.choice(F.GREETINGS) + text
+    trailer = rng.choice(F.TRAILERS)
+    if trailer:
+        text += rng.choice(["\n", " ", "。"]) + trailer
+    return {
+        "system": COMPLAINT_SYSTEM_PROMPT,
+        "instruction": text,
+        "input": "",
+        "output": json.dumps(label, ensure_ascii=False),
+    }
+
+
+def _labelled(rng: random.Random, label: dict) -> str:
+    labels = {
+        "name": F.NAME_LABELS,
+        "address": F.ADDRESS_LABELS,
+        "email": F.EMAIL_LABELS,
+        "question": F.QUESTION_LABELS,
+    }
+    parts = [f"{rng.choice(labels[k])}{rng.choice(F.SEPARATORS)}{v}" for k, v in label.items() if v]
+    rng.shuffle(parts)
+    parts = _with_noise(rng, parts)
+    glue = rng.choice(F.FIELD_GLUE)
+    return glue.join(parts)
+
+
+def _narrative(rng: random.Random, label: dict) -> str:
+    forms = {"name": F.NARRATIVE_NAME, "address": F.NARRATIVE_ADDRESS, "email": F.NARRATIVE_EMAIL}
+    intro = [rng.choice(forms[k]).format(v=label[k]) for k in ("name", "address") if label[k]]
+    parts = ["，".join(intro)] if intro else []
+    if label["question"]:
+        parts.append(label["question"])
+    if label["email"]:
+        parts.insert(
+            rng.randrange(len(parts) + 1), rng.choice(F.NARRATIVE_EMAIL).format(v=label["email"])
+        )
+    parts = _with_noise(rng, parts)
+    return rng.choice(["。", "。\n", "！", "。 "]).join(parts) + rng.choice(
+        ["。", "！", "", "。。"]
+    )
+
+
+def _with_noise(rng: random.Random, parts: list[str]) -> list[str]:
+    """Insert distractor numbers and filler words *between* fields, never inside a value."""
+    for _ in range(rng.choice([0, 1, 1, 2, 3])):
+        parts.insert(rng.randrange(len(parts) + 1), _distractor(rng))
+    if rng.random() < 0.3:
+        parts.insert(rng.randrange(len(parts) + 1), rng.choice(F.FILLERS))
+    return [p for p in parts if p]
+
+
+def _distractor(rng: random.Random) -> str:
+    phone = rng.choice(["13", "15", "17", "18", "19"]) + "".join(rng.choices("0123456789", k=9))
+    kind = rng.randrange(7)
+    if kind == 0:
+        return (
+            f"{rng.choice(['电话', '手机', '联系电话', '手机号'])}{rng.choice(F.SEPARATORS)}{phone}"
+        )
+    if kind == 1:
+        return f"{rng.choice(['工单号', '订单号', '受理编号'])}：{rng.choice(['GD', 'DD', ''])}{rng.randrange(10**9, 10**10)}"
+    if kind == 2:
+        return f"{rng.randrange(2021, 2026)}年{rng.randrange(1, 13)}月{rng.randrange(1, 29)}日"
+    if kind == 3:
+        return f"{rng.choice(['金额', '多扣了', '账单'])}{rng.randrange(10, 2000)}.{rng.randrange(10, 99)}元"
+    if kind == 4:
+        return f"{rng.choice(['电表号', '户号', '客户编号', '燃气表号'])}：{rng.randrange(10**7, 10**12)}"
+    if kind == 5:
+        return f"（{rng.choice(['备用电话', '座机'])}0{rng.randrange(10, 999)}-{rng.randrange(10**6, 10**8)}）"
+    return f"{rng.choice(['来电时间', '受理时间'])}：{rng.randrange(0, 24):02d}:{rng.randrange(0, 60):02d}"
+
+
+def _address(rng: random.Random, fake: Faker) -> str:
+    building = rng.choice(F.BUILDING).format(
+        a=rng.randrange(1, 30), b=rng.randrange(1, 6), c=rng.randrange(101, 2999)
+    )
+    style = rng.randrange(3)
+    if style == 0:
+        return f"{fake.province()}{fake.city()}{fake.district()}区{fake.street_address()}{building}"
+    if style == 1:
+        return f"{fake.city()}{fake.street_name()}{rng.randrange(1, 999)}号{building}"
+    return f"{fake.district()}区{fake.street_address()}{building or '附近'}"
+
+
+def _email(rng: random.Random, fake: Faker) -> str:
+    style = rng.randrange(4)
+    if style == 0:
+        return fake.email()
+    if style == 1:
+        return f"{rng.randrange(10**5, 10**10)}@qq.com"
+    user = fake.user_name() + (str(rng.randrange(1, 9999)) if rng.random() < 0.5 else "")
+    return f"{user}@{rng.choice(F.EMAIL_DOMAINS)}" if style == 2 else f"{user}@{fake.domain_name()}"
+
+
+def _complaint(rng: random.Random) -> str:
+    subjects, problems = F.DOMAINS[rng.choice(list(F.DOMAINS))]
+    pieces = [
+        rng.choice(subjects) + rng.choice(problems),
+        rng.choice(F.DURATIONS),
+        rng.choice(F.CONSEQUENCES),
+        rng.choice(F.DEMANDS),
+    ]
+    if rng.random() < 0.25:  # a second problem in the same domain
+        pieces.insert(1, "而且" + rng.choice(problems))
+    return "，".join(p for p in pieces if p)

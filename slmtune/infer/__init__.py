@@ -1,0 +1,1 @@
+"""Generation engines, constrained decoding, batch extraction."""

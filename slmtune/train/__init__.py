@@ -1,0 +1,1 @@
+"""Training: Trainer wiring, batching, callbacks."""
