@@ -53,7 +53,10 @@ class TrainConfig(BaseModel):
     )
 
     # Speed levers (issue: fast training). Each can be switched off to compare.
-    packing: bool = Field(True, description="padding-free: concatenate a batch into one row")
+    packing: bool = Field(
+        False,
+        description="padding-free packing into one row; off = length-grouped batches (faster on CPU)",
+    )
     labels_only_logits: bool = Field(True, description="compute LM head + loss only where trained")
     gradient_checkpointing: bool = Field(False, description="trade compute for memory")
     dtype: Literal["auto", "float32", "bfloat16"] = Field(

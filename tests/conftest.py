@@ -36,7 +36,9 @@ def _guarded(real):
     def connect(self, address):
         if not _is_local(address):
             NETWORK_ATTEMPTS.append(repr(address))
-            raise ConnectionRefusedError(f"slmtune tests: outbound connection to {address!r} refused")
+            raise ConnectionRefusedError(
+                f"slmtune tests: outbound connection to {address!r} refused"
+            )
         return real(self, address)
 
     return connect

@@ -60,6 +60,18 @@ class ChatRenderer:
     def _text(self, messages: list[Message], generation_prompt: bool) -> str:
         # enable_thinking=False is ignored by templates that do not know it and turns
         # Qwen3's thinking off in those that do.
+        try:
+            return self._apply(messages, generation_prompt)
+        except (
+            Exception
+        ) as e:  # jinja raise_exception(), e.g. Gemma-it: "System role not supported"
+            if not messages or messages[0].role != "system":
+                raise TemplateError(f"the chat template refused this conversation: {e}") from e
+            # Templates without a system role: the system text opens the first user turn,
+            # as Google's own Gemma template does for Gemma 3.
+            return self._apply(fold_system(messages), generation_prompt)
+
+    def _apply(self, messages: list[Message], generation_prompt: bool) -> str:
         return self.tokenizer.apply_chat_template(
             [{"role": m.role, "content": m.content} for m in messages],
             tokenize=False,
@@ -68,10 +80,16 @@ class ChatRenderer:
         )
 
     def segments(self, messages: list[Message]) -> list[tuple[str, bool]]:
-        """Split the rendered conversation into (text, trained) pieces."""
+        """Split the rendered conversation into (text, trained) pieces.
+
+        A conversation ending with a user turn (an inference prompt) gets the same pieces
+        for its history plus one final piece up to the generation prompt, so inference
+        tokenizes exactly like training did.
+        """
         answer_turns = [i for i, m in enumerate(messages) if m.role == "assistant"]
+        prompt_only = not messages or messages[-1].role != "assistant"
         if self.last_turn_only:
-            answer_turns = answer_turns[-1:]
+            answer_turns = [] if prompt_only else answer_turns[-1:]
         pieces: list[tuple[str, bool]] = []
         done = ""  # the rendered text covered by pieces so far
         for i in answer_turns:
@@ -86,6 +104,13 @@ class ChatRenderer:
             pieces.append((prompt[len(done) :], False))
             pieces.append((full[len(prompt) :], True))
             done = full
+        if prompt_only:
+            final = self._text(messages, generation_prompt=True)
+            if not final.startswith(done):
+                raise TemplateError(
+                    "the chat template renders the history differently in the prompt"
+                )
+            pieces.append((final[len(done) :], False))
         return [(text, trained) for text, trained in pieces if text]
 
     def prompt_text(self, messages: list[Message]) -> str:
@@ -131,13 +156,16 @@ class ChatRenderer:
     ) -> tuple[list[int], bool]:
         """Inference view: token ids of the prompt, and whether the input was shortened."""
         limit = max_tokens or self.max_length
-        ids = self._encode(self.prompt_text(messages))
+        ids = self._prompt_ids_untruncated(messages)
         if len(ids) <= limit:
             return ids, False
-        cut = _shorten_last_user(messages, lambda m: len(self._encode(self.prompt_text(m))), limit)
+        cut = _shorten_last_user(messages, lambda m: len(self._prompt_ids_untruncated(m)), limit)
         if cut is None:
             return ids[-limit:], True
-        return self._encode(self.prompt_text(cut)), True
+        return self._prompt_ids_untruncated(cut), True
+
+    def _prompt_ids_untruncated(self, messages: list[Message]) -> list[int]:
+        return [i for text, _ in self.segments(messages) for i in self._encode(text)]
 
     @property
     def turn_end(self) -> str:
@@ -161,6 +189,16 @@ class ChatRenderer:
         """Turn-end markers that span several tokens (a base vocabulary without ChatML tokens)."""
         marker = self._encode(self.turn_end) if self.turn_end else []
         return [self.turn_end] if len(marker) > 1 else []
+
+
+def fold_system(messages: list[Message]) -> list[Message]:
+    """Merge a leading system message into the first user message (system + blank line)."""
+    system, rest = messages[0].content, list(messages[1:])
+    for i, m in enumerate(rest):
+        if m.role == "user":
+            rest[i] = Message("user", f"{system}\n\n{m.content}")
+            return rest
+    return rest
 
 
 def _shorten_last_user(messages: list[Message], length_of, limit: int) -> list[Message] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from pathlib import Path
@@ -190,6 +191,10 @@ def _build_trainer(cfg, run_dir, model, tokenizer, train_rows, eval_rows) -> Slm
     from transformers import TrainingArguments
 
     report = {"none": [], "tensorboard": ["tensorboard"], "swanlab": ["swanlab"]}[cfg.report_to]
+    if cfg.report_to == "tensorboard":
+        os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "tensorboard")
+    if cfg.report_to == "swanlab":
+        os.environ["SWANLAB_LOG_DIR"] = str(run_dir / "swanlog")
     if cfg.report_to == "swanlab":
         try:
             import swanlab  # noqa: F401
@@ -207,10 +212,10 @@ def _build_trainer(cfg, run_dir, model, tokenizer, train_rows, eval_rows) -> Slm
         weight_decay=cfg.weight_decay,
         seed=cfg.seed,
         bf16=_use_bf16(cfg),
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False},
+        use_cpu=not torch.cuda.is_available(),
+        activation_checkpointing=cfg.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False},
         logging_steps=cfg.logging_steps,
-        logging_dir=str(run_dir / "tensorboard"),
         save_strategy="steps",
         save_steps=cfg.save_steps,
         save_total_limit=2,
@@ -219,6 +224,9 @@ def _build_trainer(cfg, run_dir, model, tokenizer, train_rows, eval_rows) -> Slm
         report_to=report,
         disable_tqdm=True,
         remove_unused_columns=False,
+        # Without packing, batches of similar length keep padding near zero. On CPU this beats
+        # packing: SDPA cannot skip the masked-out blocks of a packed row's attention.
+        train_sampling_strategy="random" if cfg.packing else "group_by_length",
         dataloader_num_workers=0,
     )
     trainer = SlmTrainer(

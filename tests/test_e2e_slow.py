@@ -1,0 +1,85 @@
+"""End to end on the real embedded model (Gemma-3-270M): minutes on 2 cores, so `slow`.
+
+Everything here runs with every non-loopback connection refused (tests/conftest.py), and
+asserts that nothing even tried: model preparation, training and predict never phone home.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from slmtune.cli import app
+from slmtune.config import TrainConfig
+from slmtune.data.synth import generate, write_jsonl
+from slmtune.infer.generate import GenerationConfig, build_messages
+from slmtune.infer.generate import generate as generate_answers
+from slmtune.models import resolve_model
+from slmtune.runs import load_for_inference
+from slmtune.train.run import train
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("e2e")
+    write_jsonl(generate("complaints", 64, seed=7), tmp / "train.jsonl")
+    write_jsonl(generate("complaints", 4, seed=8), tmp / "test.jsonl")
+    cfg = TrainConfig(
+        data=str(tmp / "train.jsonl"),
+        out=str(tmp / "run"),
+        max_steps=6,
+        batch_size=4,
+        grad_accum=2,
+        lr=5e-4,
+        lora_r=8,
+        save_steps=100,
+    )
+    run = train(cfg)
+    return tmp, run
+
+
+def test_model_preparation_training_and_predict_never_phone_home(trained_run, network_attempts):
+    tmp, run = trained_run
+    resolve_model("gemma-3-270m")
+    loaded = load_for_inference(str(run))
+    text = json.loads((tmp / "test.jsonl").read_text().splitlines()[0])["instruction"]
+    generate_answers(
+        loaded, [build_messages(text, loaded.system_prompt)], GenerationConfig(max_new_tokens=8)
+    )
+    assert network_attempts == []
+
+
+def test_lora_training_lowers_the_loss_and_saves_the_adapter(trained_run):
+    _, run = trained_run
+    logged = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in logged if "loss" in r]
+    assert len(losses) == 6
+    assert sum(losses[-2:]) / 2 < 0.7 * sum(losses[:2]) / 2, losses
+    assert (run / "adapter" / "adapter_model.safetensors").stat().st_size > 100_000
+
+
+def test_the_adapter_changes_what_the_model_says(trained_run):
+    tmp, run = trained_run
+    records = [json.loads(line) for line in (tmp / "test.jsonl").read_text().splitlines()]
+    cfg = GenerationConfig(max_new_tokens=40, batch_size=4)
+    tuned = load_for_inference(str(run))
+    base = load_for_inference(str(run), base_only=True)
+    prompts = [build_messages(r["instruction"], tuned.system_prompt) for r in records]
+    tuned_out = generate_answers(tuned, prompts, cfg)
+    base_out = generate_answers(base, prompts, cfg)
+    assert tuned_out != base_out
+    assert sum(a.lstrip().startswith("{") for a in tuned_out) >= 3, tuned_out
+
+
+def test_cli_predict_on_the_run(trained_run):
+    tmp, run = trained_run
+    text = json.loads((tmp / "test.jsonl").read_text().splitlines()[1])["instruction"]
+    result = CliRunner().invoke(
+        app, ["predict", str(run), "--text", text, "--max-new-tokens", "40"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "{" in result.output
