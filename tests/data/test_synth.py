@@ -1,0 +1,62 @@
+"""Synthetic complaints: deterministic, labels copied from the text, and genuinely varied."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from slmtune.data.synth import generate
+from slmtune.data.synth._fragments import ADDRESS_LABELS, EMAIL_LABELS, NAME_LABELS, QUESTION_LABELS
+from slmtune.data.synth.complaints import COMPLAINT_SYSTEM_PROMPT
+from slmtune.errors import SlmtuneError
+
+RECORDS = generate("complaints", 500, seed=0)
+LABELS = [json.loads(r["output"]) for r in RECORDS]
+
+
+def test_deterministic_for_a_seed():
+    assert generate("complaints", 20, seed=0) == RECORDS[:20]
+    assert generate("complaints", 20, seed=1) != RECORDS[:20]
+
+
+def test_alpaca_records_with_the_seeds_system_prompt_and_exact_keys():
+    for r, label in zip(RECORDS, LABELS, strict=True):
+        assert r["system"] == COMPLAINT_SYSTEM_PROMPT
+        assert list(label) == ["name", "address", "email", "question"]
+
+
+def test_every_value_is_copied_verbatim_from_the_text():
+    for r, label in zip(RECORDS, LABELS, strict=True):
+        for value in label.values():
+            assert value is None or value in r["instruction"]
+
+
+def test_fields_are_sometimes_absent():
+    for key in ("name", "address", "email", "question"):
+        rate = sum(label[key] is None for label in LABELS) / len(LABELS)
+        assert 0.03 <= rate <= 0.3, (key, rate)
+
+
+def test_distractor_phone_numbers_are_never_labelled():
+    for r, label in zip(RECORDS, LABELS, strict=True):
+        for phone in re.findall(r"1[35789]\d{9}", r["instruction"]):
+            assert all(phone != v for v in label.values())
+
+
+def test_texts_and_complaints_are_diverse():
+    assert len({r["instruction"] for r in RECORDS}) >= 0.95 * len(RECORDS)
+    questions = [label["question"] for label in LABELS if label["question"]]
+    assert len(set(questions)) >= 0.8 * len(questions)
+
+
+@pytest.mark.parametrize("words", [NAME_LABELS, ADDRESS_LABELS, EMAIL_LABELS, QUESTION_LABELS])
+def test_many_label_words_are_used(words):
+    used = {w for w in words if any(w in r["instruction"] for r in RECORDS)}
+    assert len(used) >= 5
+
+
+def test_unknown_task_lists_the_known_ones():
+    with pytest.raises(SlmtuneError, match="complaints"):
+        generate("recipes", 1, seed=0)
