@@ -60,3 +60,24 @@ def test_many_label_words_are_used(words):
 def test_unknown_task_lists_the_known_ones():
     with pytest.raises(SlmtuneError, match="complaints"):
         generate("recipes", 1, seed=0)
+
+
+POLICY = generate("policy-pages", 200, seed=0)
+
+
+def test_policy_pages_are_deterministic_and_labelled_from_the_text():
+    assert generate("policy-pages", 5, seed=0) == POLICY[:5]
+    for r in POLICY:
+        label = json.loads(r["output"])
+        assert list(label) == ["title", "publishtime", "content"]
+        assert label["title"] in r["instruction"] and label["content"] in r["instruction"]
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", label["publishtime"])
+
+
+def test_policy_publishtime_is_the_publication_date_not_the_drafting_date():
+    for r in POLICY:
+        label = json.loads(r["output"])
+        shown = re.search(r"发布(?:日期|时间)：(\d{4})\D(\d{1,2})\D(\d{1,2})", r["instruction"])
+        y, m, d = (int(x) for x in shown.groups())
+        assert label["publishtime"] == f"{y:04d}-{m:02d}-{d:02d}"
+    assert any("ICP备" in r["instruction"] and "成文日期" in r["instruction"] for r in POLICY)

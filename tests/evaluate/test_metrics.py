@@ -84,9 +84,7 @@ def test_lists_compare_as_sets():
 
 
 def test_long_text_fields_judged_by_similarity_threshold():
-    long_ref = (
-        "家里的宽带经常断网，一天断好几次，已经一个星期了，希望尽快处理，谢谢你们的帮助！"  # 40 chars
-    )
+    long_ref = "家里的宽带经常断网，一天断好几次，已经一个星期了，希望尽快处理，谢谢你们的帮助！"  # 40 chars
     assert len(long_ref) == 40
     close = long_ref[:-4]  # similarity 0.9 >= 0.8
     far = long_ref[:20]  # similarity 0.5 < 0.8

@@ -1,0 +1,143 @@
+"""Synthetic crawled government policy pages labelled {title, publishtime, content}.
+
+The page text is what a crawler gets: navigation, breadcrumbs (repeating the title), a
+metadata table with 成文日期 and 发布日期 in mixed date formats, font-size and print links,
+attachments, and a footer with 主办单位, ICP and 公安 filing numbers and phone numbers.
+Rule for the label: `publishtime` is the 发布日期/发布时间 of the page, normalised to
+YYYY-MM-DD (成文日期, the drafting date, is a distractor); `title` is the heading;
+`content` is the body text exactly as it appears.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import date, timedelta
+
+from faker import Faker
+
+POLICY_SYSTEM_PROMPT = (
+    "将网页文本中的标题、发布时间和正文提取出来，以json格式输出，字段为title、publishtime、content，"
+    "publishtime格式为YYYY-MM-DD，值为文本中提取出来的内容。"
+)
+
+ISSUERS = [
+    "人民政府办公厅",
+    "发展和改革委员会",
+    "人力资源和社会保障局",
+    "医疗保障局",
+    "农业农村局",
+    "工业和信息化局",
+    "应急管理局",
+    "教育局",
+    "住房和城乡建设局",
+    "生态环境局",
+]
+KINDS = ["管理办法", "实施意见", "工作方案", "若干措施", "实施细则", "行动计划", "暂行规定"]
+TOPICS = [
+    "促进就业创业",
+    "医疗保障基金使用",
+    "乡村振兴",
+    "数字经济发展",
+    "安全生产",
+    "养老服务体系建设",
+    "中小企业纾困",
+    "人才引进",
+    "生活垃圾分类",
+    "公共数据开放",
+    "老旧小区改造",
+    "职业技能提升",
+]
+WRAPPERS = [
+    "关于印发《{p}{t}{k}》的通知",
+    "关于{t}的{k}",
+    "{p}{t}{k}",
+    "关于进一步做好{t}工作的通知",
+    "{p}关于{t}的实施意见",
+]
+BODY = [
+    "为深入贯彻落实党中央、国务院关于{t}的决策部署，结合本地实际，制定本{k}。",
+    "各区人民政府、市政府各部门、各直属机构：现将《{p}{t}{k}》印发给你们，请认真贯彻执行。",
+    "本{k}自发布之日起施行，有效期{n}年。",
+    "到{y}年，全市{t}工作取得明显成效，相关指标达到全省先进水平。",
+    "各级各部门要加强组织领导，明确责任分工，确保各项措施落地见效。",
+    "对符合条件的单位，按照每人每月{m}元的标准给予补贴。",
+    "市财政每年安排专项资金{m}万元，用于支持{t}相关项目建设。",
+    "建立健全工作协调机制，定期召开联席会议，及时研究解决工作中遇到的困难和问题。",
+    "加强宣传引导，充分利用广播、电视、网络等媒体，营造良好社会氛围。",
+    "本{k}由市{i}负责解释。",
+]
+NAV = ["首页", "政务公开", "政策文件", "政策解读", "互动交流", "办事服务", "数据发布", "专题专栏"]
+
+
+def generate_policy_pages(n: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    fake = Faker("zh_CN")
+    fake.seed_instance(seed)
+    return [_page(rng, fake) for _ in range(n)]
+
+
+def _fmt(d: date, rng: random.Random) -> str:
+    return rng.choice(
+        [
+            f"{d.year}-{d.month:02d}-{d.day:02d}",
+            f"{d.year}年{d.month:02d}月{d.day:02d}日",
+            f"{d.year}/{d.month:02d}/{d.day:02d}",
+            f"{d.year}-{d.month}-{d.day}",
+            f"{d.year}年{d.month}月{d.day}日",
+            f"{d.year}.{d.month:02d}.{d.day:02d}",
+        ]
+    )
+
+
+def _page(rng: random.Random, fake: Faker) -> dict:
+    place = fake.city_name() + "市"
+    topic, kind, issuer = rng.choice(TOPICS), rng.choice(KINDS), rng.choice(ISSUERS)
+    title = rng.choice(WRAPPERS).format(p=place, t=topic, k=kind)
+    published = date(2019, 1, 1) + timedelta(days=rng.randrange(2400))
+    drafted = published - timedelta(days=rng.choice([0, 1, 3, 7, 12, 20]))
+    sentences = rng.sample(BODY, rng.randrange(3, 7))
+    content = "".join(
+        s.format(
+            t=topic,
+            k=kind,
+            p=place,
+            i=issuer,
+            n=rng.choice([2, 3, 5]),
+            y=published.year + rng.randrange(1, 6),
+            m=rng.randrange(5, 500) * 10,
+        )
+        for s in sentences
+    )
+    date_label = rng.choice(["发布日期", "发布时间"])
+    meta = [
+        f"索引号：{rng.randrange(10**8, 10**9)}/{published.year}-{rng.randrange(1, 999):05d}",
+        f"发布机构：{place}{issuer}",
+        f"发文字号：{place[:1]}政办发〔{published.year}〕{rng.randrange(1, 80)}号",
+        f"成文日期：{_fmt(drafted, rng)}",
+        f"{date_label}：{_fmt(published, rng)}",
+    ]
+    rng.shuffle(meta)
+    nav = rng.sample(NAV, rng.randrange(4, 8))
+    parts = [
+        " ".join(nav),
+        "当前位置：" + " > ".join(["首页", "政务公开", "政策文件", title]),
+        rng.choice(["\n".join(meta), " | ".join(meta)]),
+        rng.choice(["字号：大 中 小", "【字体：大 中 小】", ""]),
+        title,
+        content,
+        rng.choice(["", f"附件：{topic}申报表.docx", f"附件：1.{topic}{kind}.pdf 2.政策解读.doc"]),
+        rng.choice(["打印本页 关闭窗口", "【打印】【关闭】", "分享到："]),
+        f"主办单位：{place}{rng.choice(ISSUERS)}  联系电话：0{rng.randrange(10, 999)}-{rng.randrange(10**6, 10**8)}",
+        f"{rng.choice('京沪粤苏浙鲁川鄂')}ICP备{rng.randrange(10**7, 10**8)}号-{rng.randrange(1, 9)}"
+        f"  网站标识码：{rng.randrange(10**9, 10**10)}"
+        f"  {rng.choice('京沪粤苏浙')}公网安备 {rng.randrange(10**13, 10**14)}号",
+    ]
+    text = rng.choice(["\n", "\n\n", " "]).join(p for p in parts if p)
+    label = {"title": title, "publishtime": published.isoformat(), "content": content}
+    return {
+        "system": POLICY_SYSTEM_PROMPT,
+        "instruction": text,
+        "input": "",
+        "output": json.dumps(label, ensure_ascii=False),
+    }

@@ -1,0 +1,88 @@
+"""The CLI through its real entry point: exit codes and exact messages, never a traceback."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from slmtune.cli import app
+from tests.tiny import tiny_model_dir
+
+runner = CliRunner()
+
+
+def test_every_command_has_help_with_an_example():
+    for cmd in (
+        ["train"],
+        ["predict"],
+        ["chat"],
+        ["eval"],
+        ["models"],
+        ["data", "check"],
+        ["data", "show"],
+        ["data", "convert"],
+        ["data", "split"],
+        ["data", "synth"],
+    ):
+        result = runner.invoke(app, [*cmd, "--help"])
+        assert result.exit_code == 0, cmd
+        assert "Example: slmtune" in result.output, cmd
+
+
+def test_train_config_errors_are_all_reported_at_once(tmp_path):
+    result = runner.invoke(
+        app, ["train", "--data", "x.jsonl", "--lr", "-1", "--lora-r", "0", "--method", "magic"]
+    )
+    assert result.exit_code == 1
+    assert "3 problem(s) in the configuration" in result.output
+    for flag in ("--lr", "--lora-r", "--method"):
+        assert flag in result.output
+    assert "Traceback" not in result.output
+
+
+def test_train_yaml_config_and_unknown_key(tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("data: x.jsonl\nlearning_rate: 0.1\n")
+    result = runner.invoke(app, ["train", "--config", str(cfg)])
+    assert result.exit_code == 1 and "--learning-rate: unknown key" in result.output
+
+
+def test_unknown_model_is_a_clear_message(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"instruction": "q", "output": "a"}) + "\n")
+    result = runner.invoke(
+        app,
+        ["train", "--data", str(data), "--model", "no/such-model", "--out", str(tmp_path / "r")],
+    )
+    assert result.exit_code == 1
+    assert (
+        "'no/such-model' is not in the local Hugging Face cache and slmtune never downloads"
+        in result.output
+    )
+
+
+def test_data_show_highlights_trained_tokens(tmp_path):
+    model = tiny_model_dir(tmp_path / "m", "gemma3_text")
+    data = tmp_path / "d.jsonl"
+    data.write_text(
+        json.dumps({"instruction": "我叫张三", "output": '{"name": "张三"}'}, ensure_ascii=False)
+        + "\n"
+    )
+    result = runner.invoke(app, ["data", "show", str(data), "--model", str(model), "-n", "1"])
+    assert result.exit_code == 0, result.output
+    assert "<start_of_turn>model" in result.output and "trained]" in result.output
+
+
+def test_data_synth_writes_records(tmp_path):
+    out = tmp_path / "c.jsonl"
+    result = runner.invoke(
+        app, ["data", "synth", "complaints", "--n", "5", "--seed", "3", "--out", str(out)]
+    )
+    assert result.exit_code == 0
+    assert len(out.read_text().splitlines()) == 5
+
+
+def test_models_lists_the_embedded_alias():
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0 and "gemma-3-270m" in result.output
