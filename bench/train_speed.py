@@ -59,10 +59,25 @@ def main() -> None:
     results = {}
     for name in names:
         print(f"--- {name}", flush=True)
-        cmd = [sys.executable, __file__, "--variant", name, "--workdir", str(work),
-               "--records", str(args.records), "--steps", str(args.steps),
-               "--batch-size", str(args.batch_size), "--grad-accum", str(args.grad_accum)]
-        out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        cmd = [
+            sys.executable,
+            __file__,
+            "--variant",
+            name,
+            "--workdir",
+            str(work),
+            "--records",
+            str(args.records),
+            "--steps",
+            str(args.steps),
+            "--batch-size",
+            str(args.batch_size),
+            "--grad-accum",
+            str(args.grad_accum),
+        ]
+        out = subprocess.run(
+            cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}
+        )
         if out.returncode != 0:
             print(out.stderr[-3000:])
             raise SystemExit(f"variant {name} failed")
@@ -91,7 +106,9 @@ def matmul_peak() -> dict:
         while time.perf_counter() - start < 2.0:
             a @ b
             n += 1
-        out[str(dtype).removeprefix("torch.")] = round(2 * 2048**3 * n / (time.perf_counter() - start) / 1e9, 1)
+        out[str(dtype).removeprefix("torch.")] = round(
+            2 * 2048**3 * n / (time.perf_counter() - start) / 1e9, 1
+        )
     return out
 
 
@@ -122,7 +139,9 @@ def run_variant(args) -> dict:
     seconds = time.time() - start
     losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
     tokens, trained = count_tokens(rows, args)
-    n_body = sum(p.numel() for n, p in model.named_parameters() if "embed" not in n and "lora" not in n)
+    n_body = sum(
+        p.numel() for n, p in model.named_parameters() if "embed" not in n and "lora" not in n
+    )
     hidden, vocab = model.config.hidden_size, model.config.vocab_size
     # forward 2N + input-gradient backward 2N per token (frozen weights need no weight grad);
     # LM head (frozen, tied) 2VH forward + 2VH backward per trained token.
@@ -156,7 +175,9 @@ def _lora(model):
     from peft import LoraConfig, get_peft_model
 
     targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    cfg = LoraConfig(r=8, lora_alpha=32, lora_dropout=0.1, target_modules=targets, task_type="CAUSAL_LM")
+    cfg = LoraConfig(
+        r=8, lora_alpha=32, lora_dropout=0.1, target_modules=targets, task_type="CAUSAL_LM"
+    )
     return get_peft_model(model, cfg)
 
 
@@ -164,9 +185,17 @@ def _args(work: Path, args, **kw):
     from transformers import TrainingArguments
 
     return TrainingArguments(
-        output_dir=str(work / "out"), max_steps=args.steps, per_device_train_batch_size=args.batch_size,
-        gradient_accumulation_steps=args.grad_accum, learning_rate=1e-4, logging_steps=1,
-        save_strategy="no", report_to=[], disable_tqdm=True, seed=42, **kw,
+        output_dir=str(work / "out"),
+        max_steps=args.steps,
+        per_device_train_batch_size=args.batch_size,
+        gradient_accumulation_steps=args.grad_accum,
+        learning_rate=1e-4,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        seed=42,
+        **kw,
     )
 
 
@@ -176,7 +205,10 @@ def seeds_trainer(model, tokenizer, rows, args, work):
 
     model.enable_input_require_grads()  # the seeds' notebooks do this for checkpointing + LoRA
     model = _lora(model)
-    data = [{"input_ids": r.input_ids, "attention_mask": [1] * len(r.input_ids), "labels": r.labels} for r in rows]
+    data = [
+        {"input_ids": r.input_ids, "attention_mask": [1] * len(r.input_ids), "labels": r.labels}
+        for r in rows
+    ]
     return Trainer(
         model=model,
         args=_args(work, args, gradient_checkpointing=True),
@@ -189,9 +221,16 @@ def slmtune_trainer(model, tokenizer, rows, args, work, overrides: dict):
     from slmtune.config import TrainConfig
     from slmtune.train.run import _build_trainer, attach_method
 
-    cfg = TrainConfig(data="-", out=str(work / "out"), max_steps=args.steps, batch_size=args.batch_size,
-                      grad_accum=args.grad_accum, lora_targets="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
-                      save_steps=10**6, **overrides)
+    cfg = TrainConfig(
+        data="-",
+        out=str(work / "out"),
+        max_steps=args.steps,
+        batch_size=args.batch_size,
+        grad_accum=args.grad_accum,
+        lora_targets="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
+        save_steps=10**6,
+        **overrides,
+    )
     model = attach_method(model, cfg)
     return _build_trainer(cfg, work / "out", model, tokenizer, rows, [])
 
@@ -199,23 +238,37 @@ def slmtune_trainer(model, tokenizer, rows, args, work, overrides: dict):
 def report(results: dict, peak: dict, args) -> None:
     seeds, ours = results["seeds"], results["slmtune"]
     summary = {
-        "setup": {"records": args.records, "steps": args.steps, "batch_size": args.batch_size,
-                  "grad_accum": args.grad_accum, "model": "gemma-3-270m", "cpu_threads": os.cpu_count()},
+        "setup": {
+            "records": args.records,
+            "steps": args.steps,
+            "batch_size": args.batch_size,
+            "grad_accum": args.grad_accum,
+            "model": "gemma-3-270m",
+            "cpu_threads": os.cpu_count(),
+        },
         "matmul_peak_gflops": peak,
         "results": results,
-        "speedup_tokens_per_second": round(ours["tokens_per_second"] / seeds["tokens_per_second"], 2),
+        "speedup_tokens_per_second": round(
+            ours["tokens_per_second"] / seeds["tokens_per_second"], 2
+        ),
         "peak_rss_ratio": round(ours["peak_rss_mb"] / seeds["peak_rss_mb"], 2),
         "final_loss_abs_diff": round(abs(ours["final_loss"] - seeds["final_loss"]), 4),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "train_speed.json").write_text(json.dumps(summary, indent=2))
-    print(f"\n{'variant':<36}{'tok/s':>8}{'trained tok/s':>15}{'peak RSS MB':>13}{'final loss':>12}{'GFLOP/s':>9}")
+    print(
+        f"\n{'variant':<36}{'tok/s':>8}{'trained tok/s':>15}{'peak RSS MB':>13}{'final loss':>12}{'GFLOP/s':>9}"
+    )
     for name, r in results.items():
-        print(f"{name:<36}{r['tokens_per_second']:>8}{r['trained_tokens_per_second']:>15}"
-              f"{r['peak_rss_mb']:>13}{r['final_loss']:>12}{r['achieved_gflops']:>9}")
+        print(
+            f"{name:<36}{r['tokens_per_second']:>8}{r['trained_tokens_per_second']:>15}"
+            f"{r['peak_rss_mb']:>13}{r['final_loss']:>12}{r['achieved_gflops']:>9}"
+        )
     print(f"\nmatmul peak GFLOP/s: {peak}")
-    print(f"speed-up slmtune / seeds: {summary['speedup_tokens_per_second']}x tokens/s; "
-          f"peak RSS ratio {summary['peak_rss_ratio']}; |final loss diff| {summary['final_loss_abs_diff']}")
+    print(
+        f"speed-up slmtune / seeds: {summary['speedup_tokens_per_second']}x tokens/s; "
+        f"peak RSS ratio {summary['peak_rss_ratio']}; |final loss diff| {summary['final_loss_abs_diff']}"
+    )
 
 
 if __name__ == "__main__":

@@ -86,3 +86,27 @@ def test_data_synth_writes_records(tmp_path):
 def test_models_lists_the_embedded_alias():
     result = runner.invoke(app, ["models"])
     assert result.exit_code == 0 and "gemma-3-270m" in result.output
+
+
+def test_chat_and_predict_file_on_a_tiny_model(tmp_path):
+    model = tiny_model_dir(tmp_path / "m", "qwen2")
+    result = runner.invoke(
+        app, ["chat", str(model), "--max-new-tokens", "3"], input="你好\n/reset\nhi\n\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.count("model> ") == 2
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"instruction": "q1"}\n{"instruction": "q2", "id": "x"}\n')
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(
+        app,
+        ["predict", str(model), "--file", str(data), "--out", str(out), "--max-new-tokens", "3"],
+    )
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["input"] for r in rows] == ["q1", "q2"] and rows[1]["id"] == "x"
+
+
+def test_predict_needs_text_or_file(tmp_path):
+    result = runner.invoke(app, ["predict", "whatever"])
+    assert result.exit_code == 1 and "exactly one of --text or --file" in result.output
