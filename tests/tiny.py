@@ -71,7 +71,8 @@ def tiny_tokenizer(chat_template: str | None = None) -> PreTrainedTokenizerFast:
     return tok
 
 
-def _config(family: str, vocab: int):
+def tiny_config(family: str, vocab: int):
+    """(config, model class) of a 2-layer, hidden-64 model of `family`."""
     common = dict(
         vocab_size=vocab,
         hidden_size=64,
@@ -102,7 +103,7 @@ def tiny_model_dir(path: Path, family: str, chat_template: str | None = None) ->
     """An HF model directory (config, safetensors, tokenizer) for a random 2-layer model."""
     path = Path(path)
     tok = tiny_tokenizer(chat_template)
-    cfg, cls = _config(family, len(tok))
+    cfg, cls = tiny_config(family, len(tok))
     torch.manual_seed(0)
     cls(cfg).save_pretrained(path)
     tok.save_pretrained(path)

@@ -74,16 +74,19 @@ def read_jsonl(path: Path) -> Iterator[Item]:
             yield where, obj
 
 
-def read_json(path: Path) -> Iterator[Item]:
+def _read_text(path: Path, encoding: str):
+    """The whole file as text, or None after yielding a problem (for whole-file formats)."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        return path.read_bytes().decode(encoding)
     except UnicodeDecodeError as e:
-        yield (
-            "file",
-            Problem(
-                str(path), f"byte {e.start}", None, "not valid UTF-8; re-save the file as UTF-8"
-            ),
-        )
+        msg = "not valid UTF-8; re-save the file as UTF-8"
+        yield "file", Problem(str(path), f"byte {e.start}", None, msg)
+        return None
+
+
+def read_json(path: Path) -> Iterator[Item]:
+    text = yield from _read_text(path, "utf-8")
+    if text is None:
         return
     try:
         data = json.loads(text)
@@ -119,15 +122,8 @@ def read_json(path: Path) -> Iterator[Item]:
 
 
 def read_csv(path: Path) -> Iterator[Item]:
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        yield (
-            "file",
-            Problem(
-                str(path), f"byte {e.start}", None, "not valid UTF-8; re-save the file as UTF-8"
-            ),
-        )
+    text = yield from _read_text(path, "utf-8-sig")
+    if text is None:
         return
     reader = csv.DictReader(io.StringIO(text, newline=""))
     for row in reader:

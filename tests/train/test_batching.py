@@ -4,27 +4,18 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
 from slmtune.chat.render import IGNORE
 from slmtune.train.batching import Collator, shifted
+from tests.tiny import tiny_config
 
 
-def _tiny_gemma() -> Gemma3ForCausalLM:
+def _tiny_gemma():
     torch.manual_seed(0)
-    cfg = Gemma3TextConfig(
-        vocab_size=300,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=1,
-        head_dim=16,
-        sliding_window=16,
-        layer_types=["sliding_attention", "full_attention"],
-    )
+    cfg, cls = tiny_config("gemma3_text", vocab=300)
+    cfg.sliding_window = 16  # smaller than the examples, so sliding attention is exercised
     cfg._attn_implementation = "sdpa"
-    return Gemma3ForCausalLM(cfg).eval()
+    return cls(cfg).eval()
 
 
 def _features() -> list[dict]:
