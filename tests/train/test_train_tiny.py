@@ -101,3 +101,15 @@ def test_full_fine_tune_saves_a_plain_model(tmp_path, model_dir):
     run = train(_cfg(tmp_path, model_dir, method="full", max_steps=1))
     assert (run / "model" / "config.json").is_file()
     assert not (run / "adapter").exists()
+
+
+def test_tensorboard_logs_stay_in_the_run_directory(tmp_path, model_dir, network_attempts):
+    run = train(_cfg(tmp_path, model_dir, max_steps=2, report_to="tensorboard"))
+    assert list((run / "tensorboard").rglob("events.out.tfevents.*"))
+    assert network_attempts == []
+
+
+def test_eval_ratio_holds_out_records_and_logs_eval_loss(tmp_path, model_dir):
+    run = train(_cfg(tmp_path, model_dir, max_steps=2, eval_ratio=0.25))
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["final_eval_loss"] is not None
