@@ -28,7 +28,6 @@ def main(argv: list[str] | None = None) -> None:
     from slmtune.cli import _quiet_libraries
     from slmtune.config import TrainConfig
     from slmtune.data.synth import generate, write_jsonl
-    from slmtune.evaluate.report import format_table
     from slmtune.evaluate.run import evaluate
     from slmtune.models import resolve_model
     from slmtune.train.run import train
@@ -72,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         train(cfg)
 
     step("4/5 evaluating base vs fine-tuned on the held-out test split")
-    runs = evaluate(
+    evaluate(
         str(run_dir),
         str(data / "test.jsonl"),
         str(out / "report"),
@@ -83,7 +82,6 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     step("5/5 done")
-    print(format_table(runs))
     print(f"\nHTML report: {(out / 'report' / 'report.html').resolve()}")
     print(f"total wall time: {time.time() - start:.0f} s")
 
