@@ -110,6 +110,9 @@ def train(
         "--packing/--no-packing",
         help="padding-free packing; default: length-grouped batches [off]",
     ),
+    group_by_length: bool = typer.Option(
+        None, "--group-by-length/--no-group-by-length", help="similar lengths per batch [on]"
+    ),
     labels_only_logits: bool = typer.Option(
         None, "--labels-only-logits/--full-logits", help="LM head only where trained [on]"
     ),

@@ -57,6 +57,9 @@ class TrainConfig(BaseModel):
         False,
         description="padding-free packing into one row; off = length-grouped batches (faster on CPU)",
     )
+    group_by_length: bool = Field(
+        True, description="batch examples of similar length (ignored with packing)"
+    )
     labels_only_logits: bool = Field(True, description="compute LM head + loss only where trained")
     gradient_checkpointing: bool = Field(False, description="trade compute for memory")
     dtype: Literal["auto", "float32", "bfloat16"] = Field(

@@ -226,7 +226,9 @@ def _build_trainer(cfg, run_dir, model, tokenizer, train_rows, eval_rows) -> Slm
         remove_unused_columns=False,
         # Without packing, batches of similar length keep padding near zero. On CPU this beats
         # packing: SDPA cannot skip the masked-out blocks of a packed row's attention.
-        train_sampling_strategy="random" if cfg.packing else "group_by_length",
+        train_sampling_strategy="group_by_length"
+        if cfg.group_by_length and not cfg.packing
+        else "random",
         dataloader_num_workers=0,
     )
     trainer = SlmTrainer(
