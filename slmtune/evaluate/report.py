@@ -121,7 +121,7 @@ def _chart(runs: dict[str, dict], path: Path) -> Path:
     return path
 
 
-CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
+CSS = """body{font-family:system-ui,'Noto Sans CJK SC','PingFang SC','Microsoft YaHei',sans-serif;margin:2em;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f3f3f3}.ok{background:#e6f6e6}.bad{background:#fbe3e3}.num{text-align:right}
 pre{white-space:pre-wrap;margin:0;font-family:inherit}.ex{border:1px solid #ddd;padding:1em;margin:1em 0;border-radius:6px}"""
