@@ -273,7 +273,8 @@ def report(results: dict, peak: dict, args) -> None:
     print(f"\nmatmul peak GFLOP/s: {peak}")
     print(
         f"speed-up slmtune / seeds: {summary['speedup_tokens_per_second']}x tokens/s; "
-        f"peak RSS ratio {summary['peak_rss_ratio']}; |final loss diff| {summary['final_loss_abs_diff']}"
+        f"peak RSS ratio {summary['peak_rss_ratio']}; max per-step loss difference on the "
+        f"seeds' batches {summary['same_batches_max_loss_diff']}"
     )
 
 
