@@ -143,7 +143,10 @@ def train(
         config = str(Path(out) / "config.yaml")  # same schedule as the interrupted run
     cfg = load_config(TrainConfig, config, flags)
     run_dir = run_training(cfg)
-    typer.echo(f"run saved to {run_dir}")
+    from slmtune.train.run import is_main_process
+
+    if is_main_process():
+        typer.echo(f"run saved to {run_dir}")
 
 
 # -- predict / chat -------------------------------------------------------------------------

@@ -25,7 +25,8 @@ from slmtune.train.trainer import SlmTrainer, peak_memory_mb
 def train(cfg: TrainConfig) -> Path:
     """Fine-tune `cfg.model` on `cfg.data`; returns the run directory."""
     run_dir = _prepare_run_dir(cfg)
-    _print_config(cfg)
+    if is_main_process():
+        _print_config(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
 
@@ -39,7 +40,8 @@ def train(cfg: TrainConfig) -> Path:
     train_examples, eval_examples = _load_data(cfg)
     train_rows = render_examples(train_examples, renderer, "training")
     eval_rows = render_examples(eval_examples, renderer, "eval") if eval_examples else []
-    print(f"template: {template} | {len(train_rows)} training examples, {len(eval_rows)} eval")
+    if is_main_process():
+        print(f"template: {template} | {len(train_rows)} training examples, {len(eval_rows)} eval")
 
     model = load_model(model_path, dtype="float32")
     model = attach_method(model, cfg)
@@ -50,6 +52,13 @@ def train(cfg: TrainConfig) -> Path:
     seconds = time.time() - start
     if eval_rows:
         trainer.evaluate()
+    if trainer.accelerator.num_processes > 1:
+        # One line per rank: under DDP every rank must end with identical weights.
+        print(
+            f"[rank {trainer.accelerator.process_index}] steps {trainer.state.global_step} "
+            f"weights-checksum {_trainable_checksum(trainer.model):.6f}",
+            flush=True,
+        )
 
     if trainer.is_world_process_zero():
         save_run_files(
@@ -74,18 +83,32 @@ def train(cfg: TrainConfig) -> Path:
 # -- steps ------------------------------------------------------------------------------
 
 
+def is_main_process() -> bool:
+    """Rank 0 under torchrun / accelerate launch (RANK is set before any process group)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _trainable_checksum(model) -> float:
+    return float(
+        sum(p.detach().double().abs().sum() for p in model.parameters() if p.requires_grad)
+    )
+
+
 def _prepare_run_dir(cfg: TrainConfig) -> Path:
     run_dir = Path(cfg.out)
     if cfg.resume:
         if _last_checkpoint(run_dir) is None:
             raise ConfigError(f"--resume: {run_dir} has no checkpoint to continue from")
-    elif (run_dir / RUN_FILE).exists() or (run_dir / "checkpoints").exists():
+    elif is_main_process() and (
+        (run_dir / RUN_FILE).exists() or (run_dir / "checkpoints").exists()
+    ):
         raise ConfigError(
             f"--out {run_dir} already holds a run; choose another --out, or pass --resume "
             "to continue it"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
-    dump_config(cfg, run_dir / "config.yaml")
+    if is_main_process():
+        dump_config(cfg, run_dir / "config.yaml")
     return run_dir
 
 
@@ -230,6 +253,7 @@ def _build_trainer(cfg, run_dir, model, tokenizer, train_rows, eval_rows) -> Slm
         if cfg.group_by_length and not cfg.packing
         else "random",
         dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,  # LoRA uses every adapter weight in every step
     )
     trainer = SlmTrainer(
         model=model,
