@@ -86,7 +86,11 @@ def load_for_inference(
 def _load_run(run_dir: Path, *, base_only: bool, dtype: str, device: str | None) -> Loaded:
     meta = read_run_meta(run_dir)
     tokenizer = load_tokenizer(run_dir / "tokenizer")
-    renderer = ChatRenderer(tokenizer, max_length=meta.get("max_length", 1024))
+    renderer = ChatRenderer(
+        tokenizer,
+        max_length=meta.get("max_length", 1024),
+        last_turn_only=meta.get("last_turn_only", False),  # tokenize prompts as in training
+    )
     if meta["method"] == "full" and not base_only:
         model = load_model(run_dir / "model", dtype=dtype, device=device)
     else:

@@ -62,9 +62,9 @@ class ChatRenderer:
         # Qwen3's thinking off in those that do.
         try:
             return self._apply(messages, generation_prompt)
-        except (
-            Exception
-        ) as e:  # jinja raise_exception(), e.g. Gemma-it: "System role not supported"
+        # Jinja's raise_exception() surfaces as several types, e.g. Gemma-it's
+        # "System role not supported".
+        except Exception as e:
             if not messages or messages[0].role != "system":
                 raise TemplateError(f"the chat template refused this conversation: {e}") from e
             # Templates without a system role: the system text opens the first user turn,

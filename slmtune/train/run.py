@@ -72,6 +72,7 @@ def train(cfg: TrainConfig) -> Path:
                 "template": template,
                 "method": cfg.method,
                 "max_length": cfg.max_length,
+                "last_turn_only": cfg.last_turn_only,
                 "system_prompt": common_system_prompt(train_examples),
             },
         )
