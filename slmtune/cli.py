@@ -165,6 +165,12 @@ def predict(
     max_new_tokens: int = typer.Option(256, help="answer length limit"),
     batch_size: int = typer.Option(8, help="prompts per generate call"),
     temperature: float = typer.Option(0.0, help="0 = greedy"),
+    constrain: bool = typer.Option(
+        True,
+        "--constrain/--no-constrain",
+        help="JSON tasks: decode only answers valid under the schema (xgrammar)",
+    ),
+    schema: str = typer.Option(None, help="JSON Schema file [the run's schema.json]"),
 ):
     """Answer one text or a whole file with a run (or a plain model), as trained.
 
@@ -177,7 +183,13 @@ def predict(
     if text is not None:
         typer.echo(
             predict_text(
-                run, text, system=system, max_new_tokens=max_new_tokens, temperature=temperature
+                run,
+                text,
+                system=system,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                constrain=constrain,
+                schema_file=schema,
             )
         )
     else:
@@ -189,6 +201,8 @@ def predict(
             max_new_tokens=max_new_tokens,
             batch_size=batch_size,
             temperature=temperature,
+            constrain=constrain,
+            schema_file=schema,
         )
         if out:
             typer.echo(f"{n} predictions written to {out}", err=True)
@@ -226,6 +240,17 @@ def eval_(
         False, "--with-base", help="also evaluate the run's base model, side by side"
     ),
     compare: str = typer.Option(None, help="also evaluate this model or run, side by side"),
+    constrain: bool = typer.Option(
+        True,
+        "--constrain/--no-constrain",
+        help="JSON tasks: decode only answers valid under the schema (xgrammar)",
+    ),
+    schema: str = typer.Option(None, help="JSON Schema file [the run's schema.json]"),
+    compare_unconstrained: bool = typer.Option(
+        False,
+        "--compare-unconstrained",
+        help="also decode without the schema constraint and report both parse rates",
+    ),
 ):
     """Generate for every test record (greedy, training template) and score field by field.
 
@@ -243,6 +268,56 @@ def eval_(
         max_new_tokens=max_new_tokens,
         with_base=with_base,
         compare=compare,
+        constrain=constrain,
+        schema_file=schema,
+        compare_unconstrained=compare_unconstrained,
+    )
+
+
+# -- extract --------------------------------------------------------------------------------
+
+
+@app.command()
+@friendly
+def extract(
+    run: str = typer.Argument(..., help="run directory (or model reference)"),
+    input: str = typer.Option(..., "--input", help="records to answer (.jsonl, .csv, .parquet)"),
+    output: str = typer.Option(..., "--output", help="results, one JSON line per record"),
+    text_field: str = typer.Option("text", help="the field holding the text to answer"),
+    id_field: str = typer.Option("id", help="copied to each result when present"),
+    batch_size: int = typer.Option(16, help="records per generate call"),
+    limit: int = typer.Option(None, help="only the first N records"),
+    max_new_tokens: int = typer.Option(256, help="answer length limit"),
+    system: str = typer.Option(None, help="system prompt (default: the run's)"),
+    constrain: bool = typer.Option(
+        True,
+        "--constrain/--no-constrain",
+        help="JSON tasks: decode only answers valid under the schema (xgrammar)",
+    ),
+    schema: str = typer.Option(None, help="JSON Schema file [the run's schema.json]"),
+    engine: str = typer.Option("transformers", help="transformers | vllm (NVIDIA GPU)"),
+    overwrite: bool = typer.Option(False, help="start over instead of resuming OUTPUT"),
+):
+    """Answer every record of a large file; streamed, crash-safe, resumable.
+
+    Each result line holds the record's line, id, parsed output and error (if any). After a
+    crash or kill, rerun the same command: it continues after the last complete record.
+    Example: slmtune extract runs/complaints --input mail.jsonl --output extracted.jsonl
+    """
+    from slmtune.infer.extract import ExtractSettings
+    from slmtune.infer.extract import extract as run_extract
+
+    settings = ExtractSettings(
+        text_field=text_field,
+        id_field=id_field,
+        system=system,
+        constrain=constrain,
+        schema_file=schema,
+        max_new_tokens=max_new_tokens,
+        engine=engine,
+    )
+    run_extract(
+        run, input, output, settings, batch_size=batch_size, limit=limit, overwrite=overwrite
     )
 
 

@@ -3,6 +3,7 @@
     RUN/config.yaml         resolved training config
     RUN/adapter/            LoRA adapter (method lora/qlora)   | RUN/model/ full weights
     RUN/tokenizer/          tokenizer with the chat template used in training
+    RUN/schema.json         JSON Schema of the answers (JSON tasks), for constrained decoding
     RUN/slmtune_run.json    base model, template, system prompt ... (written last: a run
                             without it did not finish)
     RUN/train_log.jsonl, loss.png, summary.json, checkpoints/
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from slmtune.chat import ChatRenderer, choose_template, install_template
 from slmtune.errors import ModelError
+from slmtune.infer.schema import run_schema
 from slmtune.models import load_model, load_tokenizer, resolve_model
 
 RUN_FILE = "slmtune_run.json"
@@ -55,6 +57,8 @@ class Loaded:
     renderer: ChatRenderer
     system_prompt: str | None = None
     meta: dict = field(default_factory=dict)
+    schema: dict | None = None  # the run's answer schema (JSON tasks), see infer/schema.py
+    cache: dict = field(default_factory=dict)  # compiled grammars etc., per model
 
 
 def load_for_inference(
@@ -71,37 +75,50 @@ def load_for_inference(
     base_only: for a run, load its base model but keep the run's tokenizer, template and
     system prompt, so base and fine-tuned are compared on identical prompts.
     """
-    if is_run_dir(ref):
-        return _load_run(Path(ref), base_only=base_only, dtype=dtype, device=device)
-    path = resolve_model(ref)
-    tokenizer = load_tokenizer(path)
-    model_type = json.loads((path / "config.json").read_text()).get("model_type", "")
-    name = choose_template(tokenizer, model_type, template)
-    install_template(tokenizer, name)
-    model = load_model(path, dtype=dtype, device=device).eval()
-    renderer = ChatRenderer(tokenizer, max_length=max_length or 1024)
-    return Loaded(ref, model, tokenizer, renderer, meta={"template": name, "base_model": str(path)})
+    loaded = load_renderer_only(ref, template=template, max_length=max_length)
+    meta = loaded.meta
+    if meta.get("method") == "full" and not base_only:
+        model = load_model(Path(ref) / "model", dtype=dtype, device=device)
+    else:
+        model = load_model(Path(meta["base_model"]), dtype=dtype, device=device)
+        if is_run_dir(ref) and not base_only:
+            model = _merge_adapter(model, Path(ref) / "adapter")
+    loaded.model = model.eval()
+    if base_only:
+        loaded.name = f"{ref} (base)"
+    return loaded
 
 
-def _load_run(run_dir: Path, *, base_only: bool, dtype: str, device: str | None) -> Loaded:
+def load_renderer_only(ref: str, *, template: str = "auto", max_length: int | None = None):
+    """Tokenizer, chat template, system prompt and schema of a run or model, no weights."""
+    if not is_run_dir(ref):
+        path = resolve_model(ref)
+        tokenizer = load_tokenizer(path)
+        model_type = json.loads((path / "config.json").read_text()).get("model_type", "")
+        name = choose_template(tokenizer, model_type, template)
+        install_template(tokenizer, name)
+        renderer = ChatRenderer(tokenizer, max_length=max_length or 1024)
+        meta = {"template": name, "base_model": str(path)}
+        return Loaded(ref, None, tokenizer, renderer, meta=meta)
+    run_dir = Path(ref)
     meta = read_run_meta(run_dir)
+    if not (Path(meta["base_model"]) / "config.json").exists():  # run copied from elsewhere
+        meta["base_model"] = str(resolve_model(meta["model_ref"]))
     tokenizer = load_tokenizer(run_dir / "tokenizer")
     renderer = ChatRenderer(
         tokenizer,
         max_length=meta.get("max_length", 1024),
         last_turn_only=meta.get("last_turn_only", False),  # tokenize prompts as in training
     )
-    if meta["method"] == "full" and not base_only:
-        model = load_model(run_dir / "model", dtype=dtype, device=device)
-    else:
-        base = Path(meta["base_model"])
-        if not (base / "config.json").exists():  # run copied from another machine
-            base = resolve_model(meta["model_ref"])
-        model = load_model(base, dtype=dtype, device=device)
-        if not base_only:
-            model = _merge_adapter(model, run_dir / "adapter")
-    label = f"{run_dir} (base)" if base_only else str(run_dir)
-    return Loaded(label, model.eval(), tokenizer, renderer, meta.get("system_prompt"), meta)
+    return Loaded(
+        str(run_dir),
+        None,
+        tokenizer,
+        renderer,
+        meta.get("system_prompt"),
+        meta,
+        run_schema(run_dir),
+    )
 
 
 def _merge_adapter(model, adapter_dir: Path):

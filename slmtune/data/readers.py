@@ -7,7 +7,6 @@ file's line number; Parquet: 1-based row). One bad line never stops the rest of 
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,24 +121,32 @@ def read_json(path: Path) -> Iterator[Item]:
 
 
 def read_csv(path: Path) -> Iterator[Item]:
-    text = yield from _read_text(path, "utf-8-sig")
-    if text is None:
-        return
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    for row in reader:
-        where = f"row {reader.line_num}"
-        record = {k: (v if v is not None else "") for k, v in row.items() if k is not None}
-        problem = None
-        for key in JSON_COLUMNS:
-            value = record.get(key)
-            if isinstance(value, str) and value.strip():
-                try:
-                    record[key] = json.loads(value)
-                except json.JSONDecodeError as e:
-                    problem = Problem(str(path), where, key, f"cell is not valid JSON: {e.msg}")
-            elif key in record and not value:
-                del record[key]
-        yield where, problem or record
+    # Streamed row by row; undecodable bytes are kept as surrogates so one bad row is one
+    # problem, not the end of the file.
+    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
+        reader = csv.DictReader(f)
+        for row in reader:
+            where = f"row {reader.line_num}"
+            yield where, _csv_record(path, where, row)
+
+
+def _csv_record(path: Path, where: str, row: dict) -> dict | Problem:
+    record = {k: (v if v is not None else "") for k, v in row.items() if k is not None}
+    for key, value in record.items():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return Problem(str(path), where, key, "not valid UTF-8; re-save the file as UTF-8")
+    for key in JSON_COLUMNS:
+        value = record.get(key)
+        if isinstance(value, str) and value.strip():
+            try:
+                record[key] = json.loads(value)
+            except json.JSONDecodeError as e:
+                return Problem(str(path), where, key, f"cell is not valid JSON: {e.msg}")
+        elif key in record and not value:
+            del record[key]
+    return record
 
 
 def read_parquet(path: Path) -> Iterator[Item]:

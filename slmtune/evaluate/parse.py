@@ -18,7 +18,7 @@ def parse_json_answer(text: str) -> tuple[dict | None, str | None]:
         if attempt is None:
             continue
         try:
-            obj = json.loads(attempt)
+            obj = json.loads(attempt, strict=False)  # control characters inside strings
         except json.JSONDecodeError:
             continue
         if isinstance(obj, dict):

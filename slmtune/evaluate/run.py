@@ -16,6 +16,7 @@ from slmtune.errors import SlmtuneError
 from slmtune.evaluate.metrics import score
 from slmtune.evaluate.report import format_table, write_predictions, write_report
 from slmtune.infer.generate import GenerationConfig, generate
+from slmtune.infer.schema import decoding_schema
 from slmtune.runs import Loaded, is_run_dir, load_for_inference
 
 
@@ -29,6 +30,9 @@ def evaluate(
     max_new_tokens: int = 256,
     with_base: bool = False,
     compare: str | None = None,
+    constrain: bool = True,
+    schema_file: str | None = None,
+    compare_unconstrained: bool = False,
     quiet: bool = False,
 ) -> dict:
     """Evaluate `target` (and optionally a baseline) on `data`; returns {label: metrics}."""
@@ -44,23 +48,32 @@ def evaluate(
             raise SlmtuneError(
                 "--with-base needs a run directory (it compares the run with its base)"
             )
-        contenders.append(("base", {"ref": target, "base_only": True}))
+        contenders.append(("base", {"ref": target, "base_only": True, "constrain": constrain}))
     if compare:
-        contenders.append((f"compare: {compare}", {"ref": compare, "base_only": False}))
-    contenders.append(
-        ("fine-tuned" if is_run_dir(target) else target, {"ref": target, "base_only": False})
-    )
+        how = {"ref": compare, "base_only": False, "constrain": constrain}
+        contenders.append((f"compare: {compare}", how))
+    label = "fine-tuned" if is_run_dir(target) else target
+    if compare_unconstrained and constrain:
+        how = {"ref": target, "base_only": False, "constrain": False}
+        contenders.append((f"{label} (unconstrained)", how))
+    contenders.append((label, {"ref": target, "base_only": False, "constrain": constrain}))
 
     runs: dict[str, dict] = {}
     rows: dict[str, list[dict]] = {}
     references = [e.answer or "" for e in examples]
     for label, how in contenders:
         loaded = load_for_inference(how["ref"], base_only=how["base_only"])
+        cfg = GenerationConfig(
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            schema=decoding_schema(loaded, schema_file, how["constrain"]),
+        )
         start = time.time()
-        predictions = _generate_all(loaded, examples, batch_size, max_new_tokens, label, quiet)
+        predictions = _generate_all(loaded, examples, cfg, label, quiet)
         seconds = time.time() - start
         metrics = score(references, predictions)
         metrics["records_per_second"] = round(len(examples) / max(seconds, 1e-9), 3)
+        metrics["constrained"] = cfg.schema is not None
         runs[label] = metrics
         rows[label] = _prediction_rows(examples, predictions, metrics)
         is_target = label == contenders[-1][0]
@@ -77,8 +90,7 @@ def evaluate(
 def _generate_all(
     loaded: Loaded,
     examples: list[Example],
-    batch_size: int,
-    max_new_tokens: int,
+    cfg: GenerationConfig,
     label: str,
     quiet: bool,
 ) -> list[str]:
@@ -86,7 +98,6 @@ def _generate_all(
 
     prompts = [_with_system(e.prompt_messages, loaded.system_prompt) for e in examples]
     bar = tqdm(total=len(prompts), desc=f"eval {label}", unit="rec", disable=quiet)
-    cfg = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=batch_size)
     answers = generate(loaded, prompts, cfg, progress=bar.update)
     bar.close()
     return answers

@@ -9,6 +9,7 @@ from pathlib import Path
 from slmtune.data.load import load_examples
 from slmtune.data.types import Message
 from slmtune.infer.generate import GenerationConfig, build_messages, generate
+from slmtune.infer.schema import decoding_schema
 from slmtune.runs import load_for_inference
 
 
@@ -19,10 +20,17 @@ def predict_text(
     system: str | None = None,
     max_new_tokens: int = 256,
     temperature: float = 0.0,
+    constrain: bool = True,
+    schema_file: str | None = None,
 ) -> str:
     loaded = load_for_inference(run)
     prompt = build_messages(text, system if system is not None else loaded.system_prompt)
-    cfg = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=1, temperature=temperature)
+    cfg = GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        batch_size=1,
+        temperature=temperature,
+        schema=decoding_schema(loaded, schema_file, constrain),
+    )
     return generate(loaded, [prompt], cfg)[0]
 
 
@@ -35,6 +43,8 @@ def predict_file(
     max_new_tokens: int = 256,
     batch_size: int = 8,
     temperature: float = 0.0,
+    constrain: bool = True,
+    schema_file: str | None = None,
 ) -> int:
     """Answer every record of a data file; its own system prompt wins, else the run's."""
     loaded = load_for_inference(run)
@@ -49,7 +59,10 @@ def predict_file(
             messages = [Message("system", loaded.system_prompt), *messages]
         prompts.append(messages)
     cfg = GenerationConfig(
-        max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        temperature=temperature,
+        schema=decoding_schema(loaded, schema_file, constrain),
     )
     answers = generate(loaded, prompts, cfg)
     rows = [

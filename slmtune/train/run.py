@@ -15,6 +15,7 @@ from slmtune.config import TrainConfig, dump_config
 from slmtune.data.load import load_examples
 from slmtune.data.types import Example
 from slmtune.errors import ConfigError, DataError, Problem
+from slmtune.infer.schema import infer_schema, save_schema
 from slmtune.models import load_model, load_tokenizer, resolve_model
 from slmtune.runs import RUN_FILE, save_run_files
 from slmtune.train.batching import Collator, RenderedDataset
@@ -61,6 +62,7 @@ def train(cfg: TrainConfig) -> Path:
         )
 
     if trainer.is_world_process_zero():
+        save_schema(run_dir, infer_schema([e.answer or "" for e in train_examples]))
         save_run_files(
             run_dir,
             model=trainer.model,

@@ -1,0 +1,113 @@
+"""Generation engines behind predict / eval / extract: same prompts, same answers' shape.
+
+- `transformers` (default, CPU and GPU): our batched, length-sorted generate with an
+  xgrammar-constrained KV-cache decode (infer/generate.py).
+- `vllm` (NVIDIA GPU with vLLM installed): offline `LLM.generate` on the run's base model with
+  its LoRA adapter and vLLM's structured outputs. The prompt token ids come from our renderer,
+  so both engines see the very prompts training saw.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from slmtune.data.types import Message
+from slmtune.errors import ModelError
+from slmtune.infer.generate import Generation, GenerationConfig, generate_many
+from slmtune.runs import Loaded, is_run_dir, load_for_inference, load_renderer_only
+
+ENGINES = ("transformers", "vllm")
+
+
+class TransformersEngine:
+    name = "transformers"
+
+    def __init__(self, ref: str, dtype: str = "float32"):
+        self.loaded: Loaded = load_for_inference(ref, dtype=dtype)
+
+    def generate(self, prompts: list[list[Message]], cfg: GenerationConfig) -> list[Generation]:
+        return generate_many(self.loaded, prompts, cfg)
+
+
+class VllmEngine:
+    """vLLM offline engine. Untested in CI (no GPU there); fails early with a clear message."""
+
+    name = "vllm"
+
+    def __init__(self, ref: str, dtype: str = "auto"):
+        try:
+            import vllm
+        except ImportError:
+            raise ModelError(
+                "--engine vllm needs vLLM (pip install vllm) and an NVIDIA GPU; "
+                "use --engine transformers (the default) here"
+            ) from None
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ModelError("--engine vllm needs an NVIDIA GPU; none is visible here")
+        self.loaded = load_renderer_only(ref)
+        meta = self.loaded.meta
+        self.lora = None
+        base = meta.get("base_model", ref)
+        if is_run_dir(ref) and meta.get("method") == "full":
+            base = str(Path(ref) / "model")
+        elif is_run_dir(ref):
+            from vllm.lora.request import LoRARequest
+
+            self.lora = LoRARequest("run", 1, str(Path(ref) / "adapter"))
+        self.llm = vllm.LLM(
+            model=base,
+            tokenizer=str(Path(ref) / "tokenizer") if is_run_dir(ref) else base,
+            dtype=dtype,
+            enable_lora=self.lora is not None,
+            max_lora_rank=64,
+        )
+
+    def generate(self, prompts: list[list[Message]], cfg: GenerationConfig) -> list[Generation]:
+        from vllm import SamplingParams
+
+        renderer = self.loaded.renderer
+        encoded = [renderer.prompt_ids(p) for p in prompts]
+        params = SamplingParams(
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            max_tokens=cfg.max_new_tokens,
+            seed=cfg.seed,
+            stop_token_ids=renderer.stop_token_ids,
+            stop=renderer.stop_strings or None,
+            **_structured(cfg.schema),
+        )
+        outputs = self.llm.generate(
+            [{"prompt_token_ids": ids} for ids, _ in encoded], params, lora_request=self.lora
+        )
+        results = []
+        for (ids, truncated), out in zip(encoded, outputs, strict=True):
+            done = out.outputs[0]
+            finished = done.finish_reason == "stop"
+            results.append(
+                Generation(done.text.strip(), len(ids), len(done.token_ids), finished, truncated)
+            )
+        return results
+
+
+def _structured(schema: dict | None) -> dict:
+    """vLLM's structured-output argument; its name changed across vLLM versions."""
+    if schema is None:
+        return {}
+    try:
+        from vllm.sampling_params import StructuredOutputsParams
+
+        return {"structured_outputs": StructuredOutputsParams(json=schema)}
+    except ImportError:
+        from vllm.sampling_params import GuidedDecodingParams
+
+        return {"guided_decoding": GuidedDecodingParams(json=schema)}
+
+
+def open_engine(name: str, ref: str, dtype: str = "float32"):
+    if name == "transformers":
+        return TransformersEngine(ref, dtype=dtype)
+    if name == "vllm":
+        return VllmEngine(ref)
+    raise ModelError(f"--engine {name}: unknown engine; choose one of {', '.join(ENGINES)}")

@@ -1,0 +1,271 @@
+"""`slmtune extract`: run a fine-tuned extractor over a huge file, crash-safe and resumable.
+
+The input is streamed (JSONL line by line, CSV row by row, Parquet by record batch) in
+windows of a few batches; each window is sorted by length inside the engine, answered, and
+its result lines are appended *in input order* and fsynced. Every input record yields
+exactly one output line, bad records included (with an error), so after a kill -9 the
+output's complete lines say exactly how far the job got:
+
+    OUT                one JSON line per record: line, id, output, error, truncated
+    OUT.state.json     what job this is (input, run, settings) and, at the end, its summary
+
+Rerunning the same command repairs a torn last line and continues after the last complete
+record; a different job on the same output is refused rather than mixed in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from itertools import islice
+from pathlib import Path
+
+from slmtune.data.readers import read_records
+from slmtune.errors import Problem, SlmtuneError
+from slmtune.evaluate.parse import parse_json_answer
+from slmtune.infer.generate import GenerationConfig, build_messages
+from slmtune.infer.schema import load_schema
+
+WINDOW_BATCHES = 4  # records read ahead = batch size × this: room to sort by length
+
+
+@dataclass
+class ExtractSettings:
+    """What makes two runs of `extract` the same job (so one may resume the other)."""
+
+    text_field: str = "text"
+    id_field: str = "id"
+    system: str | None = None
+    constrain: bool = True
+    schema_file: str | None = None
+    max_new_tokens: int = 256
+    engine: str = "transformers"
+
+
+def extract(
+    run: str,
+    input_path: str,
+    output: str,
+    settings: ExtractSettings | None = None,
+    *,
+    batch_size: int = 16,
+    limit: int | None = None,
+    overwrite: bool = False,
+    quiet: bool = False,
+) -> dict:
+    """Answer every record of `input_path` with `run`; returns the job summary."""
+    from tqdm.auto import tqdm
+
+    from slmtune.infer.engines import open_engine
+
+    settings = settings or ExtractSettings()
+    out, state_path = Path(output), Path(f"{output}.state.json")
+    job = _job_identity(run, input_path, settings)
+    done = _resume(out, state_path, job, overwrite)
+    total = _count_records(Path(input_path))
+    total = min(total, limit) if limit is not None else total
+    if done >= total:
+        summary = json.loads(state_path.read_text()).get("summary") or {"records": done}
+        if not quiet:
+            print(f"{output}: already complete ({done} records); nothing to do")
+        return summary
+
+    engine = open_engine(settings.engine, run)
+    schema = load_schema(settings.schema_file) if settings.schema_file else engine.loaded.schema
+    system = settings.system if settings.system is not None else engine.loaded.system_prompt
+    cfg = GenerationConfig(
+        max_new_tokens=settings.max_new_tokens,
+        batch_size=batch_size,
+        schema=schema if settings.constrain else None,
+    )
+    records = islice(read_records(input_path), done, limit)
+    stats: Counter = Counter()
+    start = time.time()
+    bar = tqdm(total=total, initial=done, desc="extract", unit="rec", disable=quiet)
+    with out.open("ab") as f:
+        for window in _windows(records, batch_size * WINDOW_BATCHES):
+            rows = _answer_window(engine, window, cfg, settings, system, schema is not None, stats)
+            f.write(b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in rows))
+            f.flush()
+            os.fsync(f.fileno())
+            bar.update(len(rows))
+            seconds = max(time.time() - start, 1e-9)
+            bar.set_postfix(rec_s=f"{stats['records'] / seconds:.2f}", failed=stats["failed"])
+    bar.close()
+    summary = _summary(stats, time.time() - start, done, total)
+    _write_state(state_path, {**job, "summary": summary})
+    if not quiet:
+        print(json.dumps(summary, indent=2, ensure_ascii=False))
+    return summary
+
+
+# -- job identity and resume -------------------------------------------------------------
+
+
+def _job_identity(run: str, input_path: str, settings: ExtractSettings) -> dict:
+    path = Path(input_path)
+    if not path.is_file():
+        raise SlmtuneError(f"--input {input_path}: no such file")
+    stat = path.stat()
+    return {
+        "run": str(Path(run).resolve()),
+        "input": str(path.resolve()),
+        "input_bytes": stat.st_size,
+        "input_mtime_ns": stat.st_mtime_ns,
+        "settings": asdict(settings),
+    }
+
+
+def _resume(out: Path, state_path: Path, job: dict, overwrite: bool) -> int:
+    """Records already answered by an earlier run of this job (0 for a new job)."""
+    if overwrite:
+        out.unlink(missing_ok=True)
+        state_path.unlink(missing_ok=True)
+    if out.exists() and not state_path.exists():
+        raise SlmtuneError(
+            f"--output {out} exists and was not written by `slmtune extract`; "
+            "choose another --output (nothing was changed)"
+        )
+    if state_path.exists():
+        previous = json.loads(state_path.read_text())
+        same = {k: v for k, v in previous.items() if k != "summary"} == job
+        if not same:
+            raise SlmtuneError(
+                f"--output {out} belongs to another job (different input, run or settings); "
+                "pass --overwrite to start it over, or choose another --output"
+            )
+    _write_state(state_path, job)
+    if not out.exists():
+        out.touch()
+        return 0
+    return _repair_and_count(out)
+
+
+def _repair_and_count(out: Path) -> int:
+    """Cut a torn last line (the process died mid-write) and count the complete ones."""
+    size, lines, last_newline = 0, 0, 0
+    with out.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            lines += chunk.count(b"\n")
+            if b"\n" in chunk:
+                last_newline = size + chunk.rindex(b"\n") + 1
+            size += len(chunk)
+    if last_newline < size:
+        with out.open("r+b") as f:
+            f.truncate(last_newline)
+    return lines
+
+
+def _write_state(path: Path, state: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(state, indent=2, ensure_ascii=False))
+    os.replace(tmp, path)
+
+
+def _count_records(path: Path) -> int:
+    """Number of records without holding the file in memory (for the progress bar)."""
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    if path.suffix == ".jsonl":
+        with path.open("rb") as f:
+            return sum(1 for line in f if line.strip())
+    return sum(1 for _ in read_records(path))
+
+
+# -- answering ----------------------------------------------------------------------------
+
+
+def _windows(records: Iterator, size: int) -> Iterator[list]:
+    while window := list(islice(records, size)):
+        yield window
+
+
+def _answer_window(engine, window, cfg, settings, system, json_task: bool, stats) -> list[dict]:
+    """One output row per record of the window, in the window's order."""
+    rows, prompts, waiting = [], [], []
+    for _file, where, item in window:
+        row, text = _prepare(where, item, settings)
+        rows.append(row)
+        if text is not None:
+            prompts.append(build_messages(text, system))
+            waiting.append(row)
+    for row, gen in zip(waiting, engine.generate(prompts, cfg) if prompts else [], strict=True):
+        stats["prompt_tokens"] += gen.prompt_tokens
+        stats["new_tokens"] += gen.new_tokens
+        if gen.prompt_truncated:
+            row["truncated"] = True
+            stats["truncated"] += 1
+        _fill_answer(row, gen, json_task)
+    for row in rows:
+        stats["records"] += 1
+        if row["error"]:
+            stats["failed"] += 1
+            stats[f"error:{row['error']['kind']}"] += 1
+    return rows
+
+
+def _prepare(where: str, item, settings: ExtractSettings) -> tuple[dict, str | None]:
+    """The output row skeleton and the text to answer (None when the record is unusable)."""
+    number = where.split()[-1]
+    row = {
+        "line": int(number) if number.isdigit() else None,
+        "id": None,
+        "output": None,
+        "error": None,
+    }
+    if isinstance(item, Problem):
+        row["error"] = {"kind": "bad_record", "message": item.message}
+        return row, None
+    row["id"] = item.get(settings.id_field)
+    text = item.get(settings.text_field)
+    if text is None:
+        fields = ", ".join(item) or "none"
+        message = f'no field "{settings.text_field}" (fields: {fields}); pass --text-field'
+        row["error"] = {"kind": "missing_field", "message": message}
+        return row, None
+    if isinstance(text, (dict, list)):
+        message = f'field "{settings.text_field}" is a {type(text).__name__}, not text'
+        row["error"] = {"kind": "bad_record", "message": message}
+        return row, None
+    text = str(text)
+    if not text.strip():
+        row["error"] = {"kind": "empty_text", "message": f'field "{settings.text_field}" is empty'}
+        return row, None
+    return row, text
+
+
+def _fill_answer(row: dict, gen, json_task: bool) -> None:
+    if not json_task:
+        row["output"] = gen.text
+        return
+    obj, reason = parse_json_answer(gen.text)
+    if obj is not None:
+        row["output"] = obj
+        return
+    kind = "invalid_json" if gen.finished else "max_new_tokens"
+    message = reason if gen.finished else "answer cut at --max-new-tokens before it ended"
+    row["error"] = {"kind": kind, "message": message}
+    row["raw"] = gen.text  # nothing is lost: the unparsable answer is kept
+
+
+def _summary(stats: Counter, seconds: float, resumed_at: int, total: int) -> dict:
+    failures = {k.split(":", 1)[1]: v for k, v in sorted(stats.items()) if k.startswith("error:")}
+    return {
+        "records": total,
+        "resumed_after": resumed_at,
+        "answered_now": stats["records"],
+        "failed": stats["failed"],
+        "failures": failures,
+        "truncated": stats["truncated"],
+        "seconds": round(seconds, 2),
+        "records_per_second": round(stats["records"] / max(seconds, 1e-9), 3),
+        "new_tokens_per_second": round(stats["new_tokens"] / max(seconds, 1e-9), 2),
+        "prompt_tokens": stats["prompt_tokens"],
+        "new_tokens": stats["new_tokens"],
+    }

@@ -1,0 +1,120 @@
+"""The output schema of a JSON task, learned from the training answers.
+
+Training stores it as RUN/schema.json (JSON Schema); predict, eval, extract and serve read it
+to constrain decoding, so every answer parses and has exactly the trained keys. A user's
+`--schema file.json` overrides it.
+
+Inference rules, from what the answers show:
+- the keys of all answers, in first-seen order, all required (a key some answers lack, or
+  set to null, becomes nullable: the model answers null rather than dropping it);
+- a value's type is the union of the JSON types seen (string, integer, number, boolean,
+  array, object); integers seen next to floats become number;
+- arrays get an item schema from their elements, nested objects recurse.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from slmtune.errors import ConfigError
+from slmtune.evaluate.parse import parse_json_answer
+
+SCHEMA_FILE = "schema.json"
+JSON_SHARE = 0.9  # the same rule as evaluation's task detection
+
+
+def infer_schema(answers: list[str]) -> dict | None:
+    """JSON Schema of the answers, or None when they are not (≥ 90 %) JSON objects."""
+    objects = [obj for obj in (parse_json_answer(a)[0] for a in answers) if obj is not None]
+    if not answers or len(objects) < JSON_SHARE * len(answers):
+        return None
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "answer schema learned from the training data",
+        **_object_schema(objects),
+    }
+
+
+def _object_schema(objects: list[dict]) -> dict:
+    keys: list[str] = []
+    for obj in objects:
+        keys.extend(k for k in obj if k not in keys)
+    properties = {}
+    for key in keys:
+        values = [obj.get(key) for obj in objects]
+        properties[key] = _value_schema(values)
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": keys,
+        "additionalProperties": False,
+    }
+
+
+def _value_schema(values: list) -> dict:
+    types = []
+    for v in values:
+        t = _json_type(v)
+        if t not in types:
+            types.append(t)
+    if "integer" in types and "number" in types:
+        types.remove("integer")
+    present = [v for v in values if v is not None]
+    schema: dict = {"type": types[0] if len(types) == 1 else types}
+    if "array" in types:
+        items = [x for v in present if isinstance(v, list) for x in v]
+        schema["items"] = _value_schema(items) if items else {}
+    if "object" in types:
+        nested = _object_schema([v for v in present if isinstance(v, dict)])
+        schema.update({k: v for k, v in nested.items() if k != "type"})
+    return schema
+
+
+def _json_type(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "string"
+
+
+def save_schema(run_dir: Path, schema: dict | None) -> None:
+    if schema is not None:
+        text = json.dumps(schema, indent=2, ensure_ascii=False)
+        (Path(run_dir) / SCHEMA_FILE).write_text(text + "\n", encoding="utf-8")
+
+
+def load_schema(path: str | Path) -> dict:
+    """Read a JSON Schema file (a user's --schema), with a clear error when it is not one."""
+    path = Path(path)
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"--schema {path}: file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--schema {path}: not valid JSON ({exc})") from None
+    if not isinstance(schema, dict):
+        raise ConfigError(f"--schema {path}: a JSON Schema must be a JSON object")
+    return schema
+
+
+def run_schema(run_dir: str | Path) -> dict | None:
+    """The schema a run learned in training, or None (free-text task / not a run)."""
+    path = Path(run_dir) / SCHEMA_FILE
+    return load_schema(path) if path.is_file() else None
+
+
+def decoding_schema(loaded, schema_file: str | None, constrain: bool) -> dict | None:
+    """The schema to constrain decoding with: --schema, else the run's; None if off."""
+    if not constrain:
+        return None
+    return load_schema(schema_file) if schema_file else loaded.schema

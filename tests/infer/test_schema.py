@@ -1,0 +1,78 @@
+"""Schema learned from training answers, and constrained decoding on a tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from slmtune.errors import ConfigError
+from slmtune.evaluate.parse import parse_json_answer
+from slmtune.infer.generate import GenerationConfig, build_messages, generate_many
+from slmtune.infer.schema import infer_schema, load_schema
+from slmtune.runs import load_for_inference
+
+
+def test_schema_keys_types_nullable_lists_and_nesting():
+    answers = [
+        json.dumps({"name": "张三", "age": 3, "tags": ["a"], "addr": {"city": "北京"}}),
+        json.dumps({"name": None, "age": 2.5, "tags": [], "addr": {"city": None}, "vip": True}),
+    ]
+    schema = infer_schema(answers)
+    props = schema["properties"]
+    assert list(props) == ["name", "age", "tags", "addr", "vip"]  # first-seen order
+    assert schema["required"] == ["name", "age", "tags", "addr", "vip"]
+    assert schema["additionalProperties"] is False
+    assert props["name"]["type"] == ["string", "null"]
+    assert props["age"]["type"] == "number"  # integer + float
+    assert props["tags"] == {"type": "array", "items": {"type": "string"}}
+    assert props["addr"]["properties"]["city"]["type"] == ["string", "null"]
+    assert props["vip"]["type"] == ["null", "boolean"]  # missing in one answer: nullable
+
+
+def test_free_text_answers_have_no_schema():
+    assert infer_schema(["你好", "谢谢", '{"a": 1}']) is None
+    assert infer_schema([]) is None
+
+
+def test_bad_schema_file_is_a_clear_error(tmp_path):
+    (tmp_path / "s.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="s.json: not valid JSON"):
+        load_schema(tmp_path / "s.json")
+    with pytest.raises(ConfigError, match="file not found"):
+        load_schema(tmp_path / "missing.json")
+
+
+def test_training_stores_the_schema_in_the_run(tiny_run):
+    schema = json.loads((tiny_run / "schema.json").read_text())
+    assert schema["required"] == ["name", "email", "vip"]
+    assert load_for_inference(str(tiny_run)).schema == schema
+
+
+SHORT = {  # short strings so a barely trained tiny model can finish its answers
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 4},
+        "kind": {"enum": ["a", "b"]},
+        "vip": {"type": "boolean"},
+    },
+    "required": ["name", "kind", "vip"],
+    "additionalProperties": False,
+}
+
+
+def test_constrained_answers_parse_with_exactly_the_schema_keys(tiny_run):
+    loaded = load_for_inference(str(tiny_run))
+    texts = ["我叫张三", "hello there", "住在北京市朝阳区建国路88号", "邮箱zhangsan@qq.com"]
+    prompts = [build_messages(t, loaded.system_prompt) for t in texts]
+    free = generate_many(loaded, prompts, GenerationConfig(max_new_tokens=40, batch_size=3))
+    cfg = GenerationConfig(max_new_tokens=40, batch_size=3, schema=SHORT)
+    constrained = generate_many(loaded, prompts, cfg)
+    # the barely trained model does not produce this schema by itself ...
+    assert not all(parse_json_answer(g.text)[0] for g in free)
+    # ... but under the grammar every answer does
+    for g in constrained:
+        obj, error = parse_json_answer(g.text)
+        assert error is None, g.text
+        assert list(obj) == ["name", "kind", "vip"] and obj["kind"] in ("a", "b")
+        assert g.finished and 0 < g.new_tokens <= 40
