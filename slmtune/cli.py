@@ -321,6 +321,28 @@ def extract(
     )
 
 
+# -- export ---------------------------------------------------------------------------------
+
+
+@app.command()
+@friendly
+def export(
+    run: str = typer.Argument(..., help="run directory"),
+    out: str = typer.Option(..., help="directory for the merged model"),
+    dtype: str = typer.Option("bf16", help="bf16 | fp16 | fp32"),
+    overwrite: bool = typer.Option(False, help="replace a non-empty --out"),
+):
+    """Merge the LoRA into its base and save a plain Hugging Face model directory.
+
+    It loads with stock transformers (no slmtune needed) and keeps the chat template.
+    Example: slmtune export runs/complaints --out exported/complaints --dtype bf16
+    """
+    from slmtune.export import export as run_export
+
+    path = run_export(run, out, dtype=dtype, overwrite=overwrite)
+    typer.echo(f"merged model written to {path}")
+
+
 # -- data -----------------------------------------------------------------------------------
 
 

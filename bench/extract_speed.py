@@ -1,0 +1,137 @@
+"""Extraction speed: the seeds' inference loop vs `slmtune extract`, same model, same records.
+
+  seeds    one record at a time, `generate(max_length=2500, do_sample=True, top_k=1)`
+           (NOTES.md). Two favours to the baseline so the ratio is about decoding only: it
+           gets the same prompt token ids as slmtune, the adapter already merged, and the
+           template's turn-end token as a stop token (without it, it runs to 2500 tokens).
+  slmtune  `slmtune extract` defaults: length-sorted batches, KV cache, xgrammar-constrained
+           JSON from the run's schema.
+
+Records: fresh synthetic complaints (seed 3; the demo trained on seed 1 and tested on seed 2).
+Both are scored against the references with slmtune's evaluator. Model loading is excluded
+from both times. Prints a table and writes bench/results/extract_speed.json.
+
+Usage: python bench/extract_speed.py [--run demo_out/run] [--records 64] [--batch-size 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import slmtune  # noqa: F401  (offline switches first)
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--run", default=str(ROOT / "demo_out" / "run"), help="a fine-tuned run")
+    p.add_argument("--records", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--skip-seeds", action="store_true", help="only time slmtune extract")
+    p.add_argument("--workdir", default=str(RESULTS / "work"))
+    args = p.parse_args()
+
+    from slmtune.cli import _quiet_libraries
+    from slmtune.data.load import load_examples
+    from slmtune.data.synth import generate, write_jsonl
+    from slmtune.evaluate.metrics import score
+
+    _quiet_libraries()
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    write_jsonl(generate("complaints", args.records, seed=3), work / "extract_records.jsonl")
+    examples = load_examples(work / "extract_records.jsonl").examples
+    texts = [e.prompt_messages[-1].content for e in examples]  # the user turn, as trained
+    references = [e.answer for e in examples]
+
+    results = {}
+    if not args.skip_seeds:
+        predictions, seconds = seeds_loop(args.run, texts)
+        results["seeds"] = _row(references, predictions, seconds, score)
+        print(f"seeds: {results['seeds']['records_per_second']} rec/s", flush=True)
+    predictions, seconds = slmtune_extract(args.run, texts, work, args.batch_size)
+    results["slmtune extract"] = _row(references, predictions, seconds, score)
+
+    if "seeds" in results:
+        ratio = results["slmtune extract"]["records_per_second"] / max(
+            results["seeds"]["records_per_second"], 1e-9
+        )
+        results["speedup"] = round(ratio, 2)
+    report = {"records": args.records, "batch_size": args.batch_size, "results": results}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "extract_speed.json").write_text(json.dumps(report, indent=2) + "\n")
+    _print_table(results)
+
+
+def seeds_loop(run: str, texts: list[str]) -> tuple[list[str], float]:
+    import torch
+
+    from slmtune.infer.generate import build_messages, clean_answer
+    from slmtune.runs import load_for_inference
+
+    loaded = load_for_inference(run)
+    tok, renderer = loaded.tokenizer, loaded.renderer
+    answers = []
+    start = time.time()
+    with torch.inference_mode():
+        for text in texts:
+            ids, _ = renderer.prompt_ids(build_messages(text, loaded.system_prompt))
+            out = loaded.model.generate(
+                input_ids=torch.tensor([ids]),
+                attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                max_length=2500,
+                do_sample=True,
+                top_k=1,
+                eos_token_id=renderer.stop_token_ids,
+                pad_token_id=tok.pad_token_id,
+            )
+            raw = tok.decode(out[0, len(ids) :], skip_special_tokens=True)
+            answers.append(clean_answer(raw, renderer.turn_end))
+    return answers, time.time() - start
+
+
+def slmtune_extract(run: str, texts: list[str], work: Path, batch_size: int):
+    from slmtune.infer.extract import extract
+
+    src, out = work / "extract_input.jsonl", work / "extract_output.jsonl"
+    rows = [{"id": i, "text": t} for i, t in enumerate(texts)]
+    src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    summary = extract(run, str(src), str(out), batch_size=batch_size, overwrite=True, quiet=True)
+    results = [json.loads(line) for line in out.read_text().splitlines()]
+    answers = [
+        json.dumps(r["output"], ensure_ascii=False) if r["output"] is not None else r.get("raw", "")
+        for r in results
+    ]
+    return answers, summary["seconds"]
+
+
+def _row(references, predictions, seconds, score) -> dict:
+    metrics = score(references, predictions)
+    return {
+        "seconds": round(seconds, 1),
+        "records_per_second": round(len(predictions) / seconds, 3),
+        "parse_rate": metrics["parse_rate"],
+        "field_accuracy": metrics["field_accuracy"],
+        "record_exact": metrics["record_exact"],
+    }
+
+
+def _print_table(results: dict) -> None:
+    print(f"\n{'variant':<18}{'rec/s':>8}{'seconds':>9}{'parse':>7}{'field acc':>11}{'exact':>7}")
+    for name, r in results.items():
+        if isinstance(r, dict):
+            print(
+                f"{name:<18}{r['records_per_second']:>8.3f}{r['seconds']:>9.1f}"
+                f"{r['parse_rate']:>7.3f}{r['field_accuracy']:>11.3f}{r['record_exact']:>7.3f}"
+            )
+    if "speedup" in results:
+        print(f"\nslmtune extract / seeds: {results['speedup']}x records/s")
+
+
+if __name__ == "__main__":
+    main()
