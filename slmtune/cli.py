@@ -343,6 +343,52 @@ def export(
     typer.echo(f"merged model written to {path}")
 
 
+# -- serve ----------------------------------------------------------------------------------
+
+
+@app.command()
+@friendly
+def serve(
+    run: str = typer.Argument(..., help="run directory, exported model or model reference"),
+    host: str = typer.Option("127.0.0.1", help="bind address (non-loopback needs --api-key)"),
+    port: int = typer.Option(8000, help="TCP port"),
+    api_key: str = typer.Option(
+        None, envvar="SLMTUNE_API_KEY", help="require 'Authorization: Bearer KEY'"
+    ),
+    adapter: list[str] = typer.Option(
+        None, help="serve another fine-tune of the same base: NAME=RUN_DIR (repeatable)"
+    ),
+    name: str = typer.Option(None, help="model name for RUN [its directory name]"),
+    max_batch: int = typer.Option(32, help="requests per generate call"),
+    max_wait_ms: int = typer.Option(20, help="how long a batch waits to fill"),
+    max_queue: int = typer.Option(256, help="waiting requests before 503"),
+    max_tokens_cap: int = typer.Option(1024, help="upper bound on a request's max_tokens"),
+    max_body_kb: int = typer.Option(1024, help="largest request body accepted (413 above)"),
+):
+    """OpenAI-compatible API: /v1/chat/completions (streaming, json_schema), /v1/extract.
+
+    Concurrent requests are batched together. Point any OpenAI client at
+    http://127.0.0.1:8000/v1 with the run's name as the model.
+    Example: slmtune serve runs/complaints --adapter mail=runs/mail --port 8000
+    """
+    from slmtune.serve.app import Limits
+    from slmtune.serve.server import serve as run_server
+
+    limits = Limits(max_body_bytes=max_body_kb * 1024, max_tokens_cap=max_tokens_cap)
+    run_server(
+        run,
+        host=host,
+        port=port,
+        api_key=api_key,
+        adapters=adapter or [],
+        name=name,
+        limits=limits,
+        max_batch=max_batch,
+        max_wait_ms=max_wait_ms,
+        max_queue=max_queue,
+    )
+
+
 # -- data -----------------------------------------------------------------------------------
 
 

@@ -46,29 +46,30 @@ def _vocab_size(model) -> int:
 
 
 class GrammarProcessor(LogitsProcessor):
-    """Masks each row's logits to the tokens its grammar allows next. One per generate()."""
+    """Masks each row's logits to the tokens its grammar allows next. One per generate().
 
-    def __init__(self, grammar):
+    `grammars` has one entry per batch row; a None row decodes unconstrained.
+    """
+
+    def __init__(self, grammars: list):
         import xgrammar as xgr
 
         self._xgr = xgr
-        self.grammar = grammar
-        self.matchers: list = []
-        self.bitmask = None
+        self.matchers = [xgr.GrammarMatcher(g) if g is not None else None for g in grammars]
+        self.bitmask = None  # all bits set = every token allowed
         self.started = False
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor):
         xgr = self._xgr
-        if not self.matchers:
-            self.matchers = [xgr.GrammarMatcher(self.grammar) for _ in range(input_ids.shape[0])]
+        if self.bitmask is None:
             self.bitmask = xgr.allocate_token_bitmask(len(self.matchers), scores.shape[-1])
+        live = [(row, m) for row, m in enumerate(self.matchers) if m and not m.is_terminated()]
         if self.started:
-            for row, matcher in enumerate(self.matchers):
+            for row, matcher in live:
                 # A finished row is fed padding by generate(); its matcher stays terminated.
-                if not matcher.is_terminated():
-                    matcher.accept_token(int(input_ids[row, -1]))
+                matcher.accept_token(int(input_ids[row, -1]))
         self.started = True
-        for row, matcher in enumerate(self.matchers):
+        for row, matcher in live:
             if not matcher.is_terminated():
                 matcher.fill_next_token_bitmask(self.bitmask, row)
         device = scores.device

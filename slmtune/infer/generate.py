@@ -69,7 +69,7 @@ def generate_many(
     for start in range(0, len(order), cfg.batch_size):
         idx = order[start : start + cfg.batch_size]
         rows = [encoded[i][0] for i in idx]
-        out, width = _generate_batch(loaded, rows, cfg, grammar)
+        out, width = generate_batch(loaded, rows, cfg, [grammar] * len(rows) if grammar else None)
         for row, i in enumerate(idx):
             new, stopped = _answer_tokens(out[row, width:].tolist(), renderer, tok.pad_token_id)
             raw = tok.decode(new, skip_special_tokens=True)
@@ -81,7 +81,17 @@ def generate_many(
     return results
 
 
-def _generate_batch(loaded: Loaded, rows: list[list[int]], cfg: GenerationConfig, grammar):
+def generate_batch(
+    loaded: Loaded,
+    rows: list[list[int]],
+    cfg: GenerationConfig,
+    grammars: list | None = None,
+    stopping_criteria=None,
+):
+    """One left-padded generate() call over prompt token ids; returns (output ids, width).
+
+    grammars: a compiled grammar (or None) per row. stopping_criteria: extra per-row stops.
+    """
     tok, model, renderer = loaded.tokenizer, loaded.model, loaded.renderer
     width = max(len(r) for r in rows)
     pad = tok.pad_token_id
@@ -100,7 +110,8 @@ def _generate_batch(loaded: Loaded, rows: list[list[int]], cfg: GenerationConfig
         pad_token_id=pad,
         stop_strings=renderer.stop_strings or None,
         tokenizer=tok if renderer.stop_strings else None,
-        logits_processor=[GrammarProcessor(grammar)] if grammar is not None else None,
+        logits_processor=[GrammarProcessor(grammars)] if grammars else None,
+        stopping_criteria=stopping_criteria,
     )
     return out, width
 

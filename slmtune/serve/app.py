@@ -1,0 +1,272 @@
+"""The OpenAI-compatible HTTP API (FastAPI): chat completions, extract, models, health, metrics.
+
+Error bodies follow OpenAI's shape, {"error": {"message", "type", "code"}}, so existing
+clients raise their usual exceptions; no stack trace ever leaves the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+import uuid
+from typing import Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from slmtune.data.types import Message
+from slmtune.evaluate.parse import parse_json_answer
+from slmtune.infer.generate import build_messages
+from slmtune.serve.batcher import Batcher, Job, QueueFull, Result, schema_for
+from slmtune.serve.metrics import Metrics
+
+log = logging.getLogger("slmtune.serve")
+
+
+class Limits(BaseModel):
+    max_body_bytes: int = 1 << 20
+    max_tokens_cap: int = 1024
+    default_max_tokens: int = 256
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[dict] | None = None
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # unknown OpenAI knobs are accepted and ignored
+    model: str | None = None
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float = Field(1.0, gt=0, le=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    stream: bool = False
+    n: int = Field(1, ge=1, le=1)
+    response_format: dict | None = None
+
+
+class ExtractRequest(BaseModel):
+    model: str | None = None
+    text: str = Field(min_length=1)
+    max_tokens: int | None = Field(None, ge=1)
+
+
+def create_app(pool, *, api_key: str | None = None, limits: Limits | None = None, **batching):
+    limits = limits or Limits()
+    metrics = Metrics()
+    batcher = Batcher(pool, metrics=metrics, **batching)
+    metrics.queue_depth.set_function(batcher.queue.qsize)
+    app = FastAPI(title="slmtune", docs_url=None, redoc_url=None, openapi_url=None)
+
+    def authorized(request: Request) -> None:
+        if api_key is None:
+            return
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
+            raise HTTPException(401, "missing or wrong API key (Authorization: Bearer KEY)")
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        start = time.monotonic()
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > limits.max_body_bytes:
+            response = _error(413, f"request body over {limits.max_body_bytes} bytes")
+        elif length is None and request.method == "POST":
+            body = await request.body()  # chunked upload: measure what came
+            too_big = len(body) > limits.max_body_bytes
+            msg = f"request body over {limits.max_body_bytes} bytes"
+            response = _error(413, msg) if too_big else await call_next(request)
+        else:
+            try:
+                response = await call_next(request)
+            except Exception:
+                log.exception("unhandled error")
+                response = _error(500, "internal server error")
+        metrics.request(request.url.path, response.status_code, time.monotonic() - start)
+        return response
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        headers = {"Retry-After": "1"} if exc.status_code == 503 else None
+        return _error(exc.status_code, str(exc.detail), headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
+            for e in exc.errors()
+        )
+        return _error(422, f"invalid request: {problems}")
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok", "models": list(pool.names)}
+
+    @app.get("/metrics", dependencies=[Depends(authorized)])
+    async def prometheus():
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    @app.get("/v1/models", dependencies=[Depends(authorized)])
+    async def list_models():
+        data = [
+            {"id": n, "object": "model", "created": 0, "owned_by": "slmtune"} for n in pool.names
+        ]
+        return {"object": "list", "data": data}
+
+    @app.post("/v1/chat/completions", dependencies=[Depends(authorized)])
+    async def chat_completions(req: ChatRequest):
+        served = _served(pool, req.model)
+        job = Job(
+            served=served,
+            messages=_messages(req.messages, served.view.system_prompt),
+            max_tokens=_max_tokens(req.max_completion_tokens or req.max_tokens, limits),
+            temperature=req.temperature or 0.0,
+            top_p=req.top_p,
+            seed=req.seed,
+            stop=[req.stop] if isinstance(req.stop, str) else list(req.stop or []),
+            schema=schema_for(served, req.response_format),
+        )
+        if req.stream:
+            job.deltas = asyncio.Queue()
+            _submit(batcher, job)  # a full queue answers 503 before the stream starts
+            return StreamingResponse(_stream(job), media_type="text/event-stream")
+        _submit(batcher, job)
+        return _completion(job, await _wait(job))
+
+    @app.post("/v1/extract", dependencies=[Depends(authorized)])
+    async def extract(req: ExtractRequest):
+        served = _served(pool, req.model)
+        if served.view.schema is None:
+            raise HTTPException(400, f"model {served.name} has no answer schema (not a JSON task)")
+        job = Job(
+            served=served,
+            messages=build_messages(req.text, served.view.system_prompt),
+            max_tokens=_max_tokens(req.max_tokens, limits),
+            schema=served.view.schema,
+        )
+        _submit(batcher, job)
+        result = await _wait(job)
+        output, reason = parse_json_answer(result.text)
+        error = None
+        if output is None:
+            kind = "max_tokens" if result.finish_reason == "length" else "invalid_json"
+            error = {"kind": kind, "message": reason, "raw": result.text}
+        usage = _usage(result)
+        return {"model": served.name, "output": output, "error": error, "usage": usage}
+
+    app.state.batcher, app.state.metrics = batcher, metrics
+    return app
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    kinds = {401: "authentication_error", 404: "not_found_error", 413: "request_too_large",
+             422: "invalid_request_error", 503: "server_busy"}  # fmt: skip
+    kind = kinds.get(status, "invalid_request_error" if status < 500 else "server_error")
+    body = {"error": {"message": message, "type": kind, "code": status}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _served(pool, name: str | None):
+    served = pool.get(name)
+    if served is None:
+        raise HTTPException(404, f"model '{name}' not served here; GET /v1/models lists them")
+    return served
+
+
+def _messages(messages: list[ChatMessage], system_prompt: str | None) -> list[Message]:
+    out = []
+    for m in messages:
+        content = m.content
+        if isinstance(content, list):  # OpenAI content parts: keep the text ones
+            content = "".join(p.get("text", "") for p in content if p.get("type") == "text")
+        out.append(Message("system" if m.role == "developer" else m.role, content or ""))
+    if out[-1].role != "user":
+        raise HTTPException(422, "invalid request: messages: the last message must be 'user'")
+    if system_prompt and not any(m.role == "system" for m in out):
+        out.insert(0, Message("system", system_prompt))  # as the run was trained
+    return out
+
+
+def _max_tokens(requested: int | None, limits: Limits) -> int:
+    return min(requested or limits.default_max_tokens, limits.max_tokens_cap)
+
+
+def _submit(batcher: Batcher, job: Job) -> None:
+    job.loop = asyncio.get_running_loop()
+    job.future = job.loop.create_future()
+    try:
+        batcher.submit(job)
+    except QueueFull:
+        raise HTTPException(503, "server busy: request queue is full; retry shortly") from None
+
+
+async def _wait(job: Job) -> Result:
+    try:
+        return await job.future
+    except Exception:
+        log.exception("generation failed")
+        raise HTTPException(500, "generation failed") from None
+
+
+def _usage(result: Result) -> dict:
+    total = result.prompt_tokens + result.completion_tokens
+    return {
+        "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": result.completion_tokens,
+        "total_tokens": total,
+    }
+
+
+def _completion(job: Job, result: Result) -> dict:
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": job.served.name,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": result.text},
+                "finish_reason": result.finish_reason,
+            }
+        ],
+        "usage": _usage(result),
+    }
+
+
+async def _stream(job: Job):
+    cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+
+    def chunk(delta: dict, finish: str | None = None) -> str:
+        body = {
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": job.served.name,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+        return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+    try:
+        yield chunk({"role": "assistant", "content": ""})
+        while (piece := await job.deltas.get()) is not None:
+            yield chunk({"content": piece})
+        result = await _wait(job)
+        yield chunk({}, result.finish_reason)
+    except HTTPException as exc:
+        yield f"data: {json.dumps({'error': {'message': exc.detail, 'code': exc.status_code}})}\n\n"
+    yield "data: [DONE]\n\n"

@@ -1,0 +1,52 @@
+"""Prometheus metrics of the server, in a registry of its own (text format at GET /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+
+
+class Metrics:
+    def __init__(self):
+        r = self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "slmtune_requests", "HTTP requests by path and status", ["path", "status"], registry=r
+        )
+        self.errors = Counter("slmtune_errors", "HTTP responses with status >= 400", registry=r)
+        self.latency = Histogram(
+            "slmtune_request_seconds", "request latency", ["path"], buckets=LATENCY_BUCKETS,
+            registry=r,
+        )  # fmt: skip
+        self.tokens = Counter("slmtune_generated_tokens", "tokens generated", registry=r)
+        self.tokens_per_second = Gauge(
+            "slmtune_tokens_per_second", "generated tokens/s of the last batch", registry=r
+        )
+        self.batch_size = Histogram(
+            "slmtune_batch_size", "requests per generate() call", buckets=BATCH_BUCKETS,
+            registry=r,
+        )  # fmt: skip
+        self.queue_depth = Gauge("slmtune_queue_depth", "requests waiting", registry=r)
+
+    def request(self, path: str, status: int, seconds: float) -> None:
+        known = path if path.startswith(("/v1/", "/health", "/metrics")) else "other"
+        self.requests.labels(known, str(status)).inc()
+        self.latency.labels(known).observe(seconds)
+        if status >= 400:
+            self.errors.inc()
+
+    def batch(self, size: int, tokens: int, seconds: float) -> None:
+        self.batch_size.observe(size)
+        self.tokens.inc(tokens)
+        self.tokens_per_second.set(tokens / max(seconds, 1e-9))
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
