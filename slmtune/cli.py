@@ -285,7 +285,7 @@ def extract(
     output: str = typer.Option(..., "--output", help="results, one JSON line per record"),
     text_field: str = typer.Option("text", help="the field holding the text to answer"),
     id_field: str = typer.Option("id", help="copied to each result when present"),
-    batch_size: int = typer.Option(16, help="records per generate call"),
+    batch_size: int = typer.Option(32, help="records per generate call"),
     limit: int = typer.Option(None, help="only the first N records"),
     max_new_tokens: int = typer.Option(256, help="answer length limit"),
     system: str = typer.Option(None, help="system prompt (default: the run's)"),

@@ -52,7 +52,7 @@ def extract(
     output: str,
     settings: ExtractSettings | None = None,
     *,
-    batch_size: int = 16,
+    batch_size: int = 32,
     limit: int | None = None,
     overwrite: bool = False,
     quiet: bool = False,
