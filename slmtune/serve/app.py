@@ -18,6 +18,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from slmtune.data.types import Message
 from slmtune.evaluate.parse import parse_json_answer
@@ -78,25 +79,19 @@ def create_app(pool, *, api_key: str | None = None, limits: Limits | None = None
     @app.middleware("http")
     async def guard(request: Request, call_next):
         start = time.monotonic()
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > limits.max_body_bytes:
-            response = _error(413, f"request body over {limits.max_body_bytes} bytes")
-        elif length is None and request.method == "POST":
-            body = await request.body()  # chunked upload: measure what came
-            too_big = len(body) > limits.max_body_bytes
-            msg = f"request body over {limits.max_body_bytes} bytes"
-            response = _error(413, msg) if too_big else await call_next(request)
-        else:
-            try:
+        try:
+            if await _body_too_big(request, limits.max_body_bytes):
+                response = _error(413, f"request body over {limits.max_body_bytes} bytes")
+            else:
                 response = await call_next(request)
-            except Exception:
-                log.exception("unhandled error")
-                response = _error(500, "internal server error")
+        except Exception:
+            log.exception("unhandled error")
+            response = _error(500, "internal server error")
         metrics.request(request.url.path, response.status_code, time.monotonic() - start)
         return response
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException):
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
         headers = {"Retry-After": "1"} if exc.status_code == 503 else None
         return _error(exc.status_code, str(exc.detail), headers)
 
@@ -170,6 +165,15 @@ def create_app(pool, *, api_key: str | None = None, limits: Limits | None = None
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+async def _body_too_big(request: Request, limit: int) -> bool:
+    length = request.headers.get("content-length")
+    if length is not None:
+        return length.isdigit() and int(length) > limit
+    if request.method == "POST":  # chunked upload: measure what came
+        return len(await request.body()) > limit
+    return False
 
 
 def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slmtune.errors import ConfigError
+from slmtune.infer.constrain import compiled_grammar
 from slmtune.models import load_model
 from slmtune.runs import Loaded, is_run_dir, load_for_inference, load_renderer_only
 
@@ -37,6 +38,9 @@ class ModelPool:
         else:
             self.model = self._multi_adapter(primary, primary_name, adapters)
         self.default = primary_name
+        for served in self.names.values():  # compile grammars now, not on the first request
+            if served.view.schema is not None:
+                compiled_grammar(served.view, served.view.schema)
 
     def _multi_adapter(self, primary: str, primary_name: str, adapters: dict[str, str]):
         from peft import PeftModel

@@ -76,3 +76,30 @@ def test_constrained_answers_parse_with_exactly_the_schema_keys(tiny_run):
         assert error is None, g.text
         assert list(obj) == ["name", "kind", "vip"] and obj["kind"] in ("a", "b")
         assert g.finished and 0 < g.new_tokens <= 40
+
+
+def test_eval_reports_constrained_and_unconstrained_side_by_side(tiny_run, tmp_path):
+    from slmtune.evaluate.run import evaluate
+
+    schema = tmp_path / "short.json"
+    schema.write_text(json.dumps(SHORT))
+    data = tmp_path / "test.jsonl"
+    answer = json.dumps({"name": "张三", "kind": "a", "vip": True}, ensure_ascii=False)
+    rows = [{"instruction": f"我叫张三{i}", "input": "", "output": answer} for i in range(3)]
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    runs = evaluate(
+        str(tiny_run),
+        str(data),
+        str(tmp_path / "eval"),
+        max_new_tokens=40,
+        schema_file=str(schema),
+        compare_unconstrained=True,
+        quiet=True,
+    )
+    assert list(runs) == ["fine-tuned (unconstrained)", "fine-tuned"]
+    assert (
+        runs["fine-tuned"]["constrained"] and not runs["fine-tuned (unconstrained)"]["constrained"]
+    )
+    assert runs["fine-tuned"]["parse_rate"] == 1.0
+    assert runs["fine-tuned (unconstrained)"]["parse_rate"] < 1.0
+    assert (tmp_path / "eval" / "predictions_fine_tuned__unconstrained.jsonl").is_file()
