@@ -83,3 +83,32 @@ def test_cli_predict_on_the_run(trained_run):
     )
     assert result.exit_code == 0, result.output
     assert "{" in result.output
+
+
+def test_extract_on_the_real_model_gives_schema_shaped_answers(trained_run, network_attempts):
+    from slmtune.infer.extract import ExtractSettings, extract
+
+    tmp, run = trained_run
+    schema = json.loads((run / "schema.json").read_text())
+    assert schema["required"] == ["name", "address", "email", "question"]
+    records = [json.loads(line) for line in (tmp / "test.jsonl").read_text().splitlines()]
+    src = tmp / "extract_in.jsonl"
+    src.write_text(
+        "".join(
+            json.dumps({"id": i, "text": r["instruction"]}, ensure_ascii=False) + "\n"
+            for i, r in enumerate(records)
+        )
+    )
+    out = tmp / "extract_out.jsonl"
+    settings = ExtractSettings(max_new_tokens=160)
+    summary = extract(str(run), str(src), str(out), settings, batch_size=4, quiet=True)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == list(range(len(records)))
+    answered = [r for r in rows if r["error"] is None]
+    assert answered, rows  # six training steps already give JSON under the grammar
+    for r in answered:
+        assert list(r["output"]) == schema["required"]
+    for r in rows:  # the only failure a constrained answer can have is running out of tokens
+        assert r["error"] is None or r["error"]["kind"] == "max_new_tokens"
+    assert summary["records"] == len(records)
+    assert network_attempts == []
