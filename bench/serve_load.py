@@ -68,7 +68,8 @@ def main() -> None:
             print(
                 f"{level:>3} clients: {r['requests']} requests, {r['requests_per_second']:.3f} req/s, "
                 f"{r['tokens_per_second']:.1f} tok/s, p50 {r['p50_s']:.1f} s, "
-                f"p95 {r['p95_s']:.1f} s, errors {r['errors']}",
+                f"p95 {r['p95_s']:.1f} s, errors {r['errors']}, cut at max_tokens "
+                f"{r['cut_at_max_tokens']}",
                 flush=True,
             )
     finally:
@@ -87,7 +88,7 @@ def main() -> None:
 def run_level(base: str, texts: list[str], clients: int, args) -> dict:
     import openai
 
-    latencies, tokens, errors = [], [0], []
+    latencies, tokens, errors, cut = [], [0], [], [0]
     lock = threading.Lock()
     stop_at = time.time() + args.soak if args.soak else None
 
@@ -104,10 +105,13 @@ def run_level(base: str, texts: list[str], clients: int, args) -> dict:
                     max_tokens=args.max_tokens,
                     response_format={"type": "json_object"},
                 )
-                json.loads(reply.choices[0].message.content)
                 with lock:
                     latencies.append(time.time() - start)
                     tokens[0] += reply.usage.completion_tokens
+                    if reply.choices[0].finish_reason == "length":
+                        cut[0] += 1  # the model's answer ran past max_tokens: not a server error
+                    else:
+                        json.loads(reply.choices[0].message.content)  # must be valid JSON
             except Exception as exc:  # counted, reported, never hidden
                 with lock:
                     errors.append(f"{type(exc).__name__}: {exc}"[:200])
@@ -125,6 +129,7 @@ def run_level(base: str, texts: list[str], clients: int, args) -> dict:
         "clients": clients,
         "requests": len(latencies),
         "errors": len(errors),
+        "cut_at_max_tokens": cut[0],
         "error_samples": errors[:3],
         "seconds": round(seconds, 1),
         "requests_per_second": round(len(latencies) / seconds, 4),

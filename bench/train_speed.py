@@ -6,8 +6,8 @@ the same number of optimizer steps. Only the implementation differs:
 
   seeds    HF Trainer + PEFT LoRA (r=8, a=32, all linear), DataCollatorForSeq2Seq(padding=True),
            gradient checkpointing, full-vocabulary logits, fp32   (NOTES.md, "the seeds' recipe")
-  slmtune  `slmtune train` defaults: packing, trained-position logits, no checkpointing,
-           bf16 autocast where the CPU has it
+  slmtune  `slmtune train` defaults: length-grouped batches, trained-position logits, no
+           checkpointing, bf16 autocast where the CPU has it, frozen base weights in bf16
   slmtune --no-group-by-length   the seeds' batch order: checks the loss agrees step by step
   + one ablation per lever (--levers) to show what each pays.
 
@@ -34,8 +34,9 @@ VARIANTS = {
     "seeds": {},
     "slmtune": {},
     "slmtune --no-group-by-length": {"group_by_length": False},  # same batches as seeds
+    "slmtune --fp32-base": {"bf16_base": False},
     "slmtune --dtype float32": {"dtype": "float32"},
-    "slmtune --no-packing": {"packing": False},
+    "slmtune --packing": {"packing": True},
     "slmtune --full-logits": {"labels_only_logits": False},
     "slmtune --gradient-checkpointing": {"gradient_checkpointing": True},
 }
@@ -133,12 +134,17 @@ def run_variant(args) -> dict:
     install_template(tokenizer, choose_template(tokenizer, "gemma3_text"))
     renderer = ChatRenderer(tokenizer, max_length=1024)
     rows = [renderer.render(e.messages) for e in load_examples(work / "train.jsonl").examples]
-    model = load_model(path)
-    start = time.time()
     if args.variant == "seeds":
+        model = load_model(path)
+        start = time.time()
         trainer = seeds_trainer(model, tokenizer, rows, args, work)
     else:
-        trainer = slmtune_trainer(model, tokenizer, rows, args, work, VARIANTS[args.variant])
+        from slmtune.train.run import _base_dtype
+
+        cfg = slmtune_config(args, work, VARIANTS[args.variant])
+        model = load_model(path, dtype=_base_dtype(cfg))  # as `slmtune train` loads it
+        start = time.time()
+        trainer = slmtune_trainer(cfg, model, tokenizer, rows, work)
     trainer.train()
     seconds = time.time() - start
     losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
@@ -219,11 +225,10 @@ def seeds_trainer(model, tokenizer, rows, args, work):
     )
 
 
-def slmtune_trainer(model, tokenizer, rows, args, work, overrides: dict):
+def slmtune_config(args, work: Path, overrides: dict):
     from slmtune.config import TrainConfig
-    from slmtune.train.run import _build_trainer, attach_method
 
-    cfg = TrainConfig(
+    return TrainConfig(
         data="-",
         out=str(work / "out"),
         max_steps=args.steps,
@@ -233,6 +238,11 @@ def slmtune_trainer(model, tokenizer, rows, args, work, overrides: dict):
         save_steps=10**6,
         **overrides,
     )
+
+
+def slmtune_trainer(cfg, model, tokenizer, rows, work: Path):
+    from slmtune.train.run import _build_trainer, attach_method
+
     model = attach_method(model, cfg)
     return _build_trainer(cfg, work / "out", model, tokenizer, rows, [])
 

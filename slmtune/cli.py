@@ -120,6 +120,11 @@ def train(
         None, "--gradient-checkpointing/--no-gradient-checkpointing", help="save memory [off]"
     ),
     dtype: str = typer.Option(None, help="auto (bf16 autocast where supported), float32, bfloat16"),
+    bf16_base: bool = typer.Option(
+        None,
+        "--bf16-base/--fp32-base",
+        help="with bf16 + LoRA: frozen base weights in bf16, LoRA in fp32 [on]",
+    ),
     threads: int = typer.Option(None, help="CPU threads, 0 = all [0]"),
     report_to: str = typer.Option(None, help="none, tensorboard or swanlab (local mode) [none]"),
     save_steps: int = typer.Option(None, help="checkpoint every N steps, for --resume [50]"),

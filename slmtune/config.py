@@ -65,6 +65,11 @@ class TrainConfig(BaseModel):
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="compute dtype: auto = bf16 autocast where supported, else fp32"
     )
+    bf16_base: bool = Field(
+        True,
+        description="with bf16 and LoRA, store the frozen base weights in bf16 (half the "
+        "memory, no per-step weight casts); trainable LoRA weights stay fp32",
+    )
     threads: int = Field(0, ge=0, description="torch CPU threads; 0 = all cores")
 
     report_to: Literal["none", "tensorboard", "swanlab"] = Field(

@@ -44,7 +44,7 @@ def train(cfg: TrainConfig) -> Path:
     if is_main_process():
         print(f"template: {template} | {len(train_rows)} training examples, {len(eval_rows)} eval")
 
-    model = load_model(model_path, dtype="float32")
+    model = load_model(model_path, dtype=_base_dtype(cfg))
     model = attach_method(model, cfg)
 
     trainer = _build_trainer(cfg, run_dir, model, tokenizer, train_rows, eval_rows)
@@ -194,6 +194,15 @@ def attach_method(model, cfg: TrainConfig):
         raise ConfigError(f"--lora-targets {targets}: {e}") from e
     model.print_trainable_parameters()
     return model
+
+
+def _base_dtype(cfg: TrainConfig) -> str:
+    """Frozen LoRA base weights in bf16 when computing in bf16 anyway: autocast would cast
+    them to bf16 at every forward; storing them so halves their memory. PEFT keeps the
+    trainable adapter weights in fp32 (autocast_adapter_dtype), so updates stay exact."""
+    if cfg.method == "lora" and cfg.bf16_base and _use_bf16(cfg):
+        return "bfloat16"
+    return "float32"
 
 
 def _use_bf16(cfg: TrainConfig) -> bool:

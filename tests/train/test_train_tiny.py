@@ -113,3 +113,25 @@ def test_eval_ratio_holds_out_records_and_logs_eval_loss(tmp_path, model_dir):
     run = train(_cfg(tmp_path, model_dir, max_steps=2, eval_ratio=0.25))
     summary = json.loads((run / "summary.json").read_text())
     assert summary["final_eval_loss"] is not None
+
+
+def test_bf16_base_keeps_the_trainable_lora_weights_fp32(tmp_path, model_dir):
+    import math
+
+    import torch
+
+    from slmtune.models import load_model
+    from slmtune.train.run import _base_dtype, attach_method
+
+    cfg = _cfg(tmp_path, model_dir, dtype="bfloat16")
+    assert _base_dtype(cfg) == "bfloat16"
+    assert _base_dtype(_cfg(tmp_path, model_dir, dtype="bfloat16", bf16_base=False)) == "float32"
+    assert _base_dtype(_cfg(tmp_path, model_dir, dtype="float32")) == "float32"
+    assert _base_dtype(_cfg(tmp_path, model_dir, dtype="bfloat16", method="full")) == "float32"
+    model = attach_method(load_model(model_dir, dtype=_base_dtype(cfg)), cfg)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    frozen = [p for p in model.parameters() if not p.requires_grad]
+    assert trainable and all(p.dtype == torch.float32 for p in trainable)
+    assert frozen and all(p.dtype == torch.bfloat16 for p in frozen)
+    summary = json.loads((train(cfg) / "summary.json").read_text())
+    assert math.isfinite(summary["final_loss"])
