@@ -63,19 +63,21 @@ def extract(
     from slmtune.infer.engines import open_engine
 
     settings = settings or ExtractSettings()
+    schema = load_schema(settings.schema_file) if settings.schema_file else None
     out, state_path = Path(output), Path(f"{output}.state.json")
     job = _job_identity(run, input_path, settings)
-    done = _resume(out, state_path, job, overwrite)
+    previous = _previous_state(out, state_path, job, overwrite)  # checks only, writes nothing
     total = _count_records(Path(input_path))
     total = min(total, limit) if limit is not None else total
-    if done >= total:
-        summary = json.loads(state_path.read_text()).get("summary") or {"records": done}
+    done = _complete_lines(out, repair=False) if previous else 0
+    if previous and done >= total:
         if not quiet:
             print(f"{output}: already complete ({done} records); nothing to do")
-        return summary
+        return previous.get("summary") or {"records": done}
 
-    engine = open_engine(settings.engine, run)
-    schema = load_schema(settings.schema_file) if settings.schema_file else engine.loaded.schema
+    engine = open_engine(settings.engine, run)  # a bad run or engine fails before any write
+    done = _open_output(out, state_path, job, overwrite)
+    schema = schema or engine.loaded.schema
     system = settings.system if settings.system is not None else engine.loaded.system_prompt
     cfg = GenerationConfig(
         max_new_tokens=settings.max_new_tokens,
@@ -120,33 +122,42 @@ def _job_identity(run: str, input_path: str, settings: ExtractSettings) -> dict:
     }
 
 
-def _resume(out: Path, state_path: Path, job: dict, overwrite: bool) -> int:
-    """Records already answered by an earlier run of this job (0 for a new job)."""
+def _previous_state(out: Path, state_path: Path, job: dict, overwrite: bool) -> dict | None:
+    """The saved state of this same job (None for a new one); refuses foreign outputs."""
     if overwrite:
-        out.unlink(missing_ok=True)
-        state_path.unlink(missing_ok=True)
+        return None
     if out.exists() and not state_path.exists():
         raise SlmtuneError(
             f"--output {out} exists and was not written by `slmtune extract`; "
             "choose another --output (nothing was changed)"
         )
-    if state_path.exists():
-        previous = json.loads(state_path.read_text())
-        same = {k: v for k, v in previous.items() if k != "summary"} == job
-        if not same:
-            raise SlmtuneError(
-                f"--output {out} belongs to another job (different input, run or settings); "
-                "pass --overwrite to start it over, or choose another --output"
-            )
+    if not state_path.exists():
+        return None
+    previous = json.loads(state_path.read_text())
+    if {k: v for k, v in previous.items() if k != "summary"} != job:
+        raise SlmtuneError(
+            f"--output {out} belongs to another job (different input, run or settings); "
+            "pass --overwrite to start it over, or choose another --output"
+        )
+    return previous
+
+
+def _open_output(out: Path, state_path: Path, job: dict, overwrite: bool) -> int:
+    """Record the job, and return how many records OUT already holds (0 for a new job)."""
+    if overwrite:
+        out.unlink(missing_ok=True)
+        state_path.unlink(missing_ok=True)
     _write_state(state_path, job)
     if not out.exists():
         out.touch()
         return 0
-    return _repair_and_count(out)
+    return _complete_lines(out, repair=True)
 
 
-def _repair_and_count(out: Path) -> int:
-    """Cut a torn last line (the process died mid-write) and count the complete ones."""
+def _complete_lines(out: Path, repair: bool) -> int:
+    """Count the complete lines; with repair, cut a torn last one (died mid-write)."""
+    if not out.exists():
+        return 0
     size, lines, last_newline = 0, 0, 0
     with out.open("rb") as f:
         while chunk := f.read(1 << 20):
@@ -154,7 +165,7 @@ def _repair_and_count(out: Path) -> int:
             if b"\n" in chunk:
                 last_newline = size + chunk.rindex(b"\n") + 1
             size += len(chunk)
-    if last_newline < size:
+    if repair and last_newline < size:
         with out.open("r+b") as f:
             f.truncate(last_newline)
     return lines

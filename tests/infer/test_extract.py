@@ -119,6 +119,8 @@ def test_kill_9_then_rerun_gives_every_record_exactly_once(tiny_run, tmp_path, s
     again = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "already complete" in again.stdout
     assert _read(out) == rows
+    state = json.loads((tmp_path / "out.jsonl.state.json").read_text())
+    assert state["summary"] == summary  # the finished job's summary is kept
 
 
 def _read_complete(path) -> list[dict]:
@@ -161,3 +163,15 @@ def test_vllm_engine_without_vllm_is_a_clear_error(tiny_run, tmp_path):
     result = subprocess.run([*args, "--engine", "vllm"], capture_output=True, text=True)
     assert result.returncode == 1
     assert "error: --engine vllm needs" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "o.jsonl").exists()  # nothing written: a rerun is a fresh job
+
+
+def test_a_bad_schema_file_fails_before_anything_is_written(tiny_run, tmp_path):
+    from slmtune.errors import ConfigError
+
+    src = _write_jsonl(tmp_path / "in.jsonl", _texts(2))
+    settings = ExtractSettings(schema_file=str(tmp_path / "missing.json"))
+    with pytest.raises(ConfigError, match="missing.json: file not found"):
+        extract(str(tiny_run), str(src), str(tmp_path / "o.jsonl"), settings, quiet=True)
+    assert not (tmp_path / "o.jsonl").exists()
+    assert not (tmp_path / "o.jsonl.state.json").exists()
