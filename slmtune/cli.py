@@ -168,7 +168,7 @@ def predict(
         None, help="system prompt (default: the one the run was trained with)"
     ),
     max_new_tokens: int = typer.Option(256, help="answer length limit"),
-    batch_size: int = typer.Option(8, help="prompts per generate call"),
+    batch_size: int = typer.Option(8, help="answers decoded at once"),
     temperature: float = typer.Option(0.0, help="0 = greedy"),
     constrain: bool = typer.Option(
         True,
@@ -239,7 +239,7 @@ def eval_(
     data: str = typer.Option(..., help="test data with reference answers"),
     out: str = typer.Option(None, help="report directory [RUN/eval]"),
     limit: int = typer.Option(None, help="only the first N records"),
-    batch_size: int = typer.Option(8, help="prompts per generate call"),
+    batch_size: int = typer.Option(8, help="answers decoded at once"),
     max_new_tokens: int = typer.Option(256, help="answer length limit"),
     with_base: bool = typer.Option(
         False, "--with-base", help="also evaluate the run's base model, side by side"
@@ -290,7 +290,7 @@ def extract(
     output: str = typer.Option(..., "--output", help="results, one JSON line per record"),
     text_field: str = typer.Option("text", help="the field holding the text to answer"),
     id_field: str = typer.Option("id", help="copied to each result when present"),
-    batch_size: int = typer.Option(32, help="records per generate call"),
+    batch_size: int = typer.Option(32, help="records decoded at once"),
     limit: int = typer.Option(None, help="only the first N records"),
     max_new_tokens: int = typer.Option(256, help="answer length limit"),
     system: str = typer.Option(None, help="system prompt (default: the run's)"),
@@ -364,8 +364,8 @@ def serve(
         None, help="serve another fine-tune of the same base: NAME=RUN_DIR (repeatable)"
     ),
     name: str = typer.Option(None, help="model name for RUN [its directory name]"),
-    max_batch: int = typer.Option(32, help="requests per generate call"),
-    max_wait_ms: int = typer.Option(20, help="how long a batch waits to fill"),
+    max_batch: int = typer.Option(32, help="requests decoded together (continuous batching)"),
+    max_wait_ms: int = typer.Option(20, help="when idle, how long a first request waits for others"),
     max_queue: int = typer.Option(256, help="waiting requests before 503"),
     max_tokens_cap: int = typer.Option(1024, help="upper bound on a request's max_tokens"),
     max_body_kb: int = typer.Option(1024, help="largest request body accepted (413 above)"),

@@ -5,16 +5,13 @@ at each decoding step, fills a bitmask of the tokens that keep the answer valid;
 logits go to the usual greedy/sampling step. The grammar's end accepts only the template's
 stop tokens, so an answer ends right after its closing brace.
 
-Our processor (instead of `xgrammar.contrib.hf.LogitsProcessor`) tracks rows that already
-finished, so a batch where one row ends early keeps decoding the others.
+The decode loop (infer/decode.py) keeps one `xgrammar.GrammarMatcher` per row, fills the
+rows' masks into one bitmask per step and applies it to the batch's logits.
 """
 
 from __future__ import annotations
 
 import json
-
-import torch
-from transformers import LogitsProcessor
 
 # json.dumps' default separators: the layout the training answers were written in.
 SEPARATORS = (", ", ": ")
@@ -43,36 +40,3 @@ def compiled_grammar(loaded, schema: dict):
 def _vocab_size(model) -> int:
     """Rows of the LM head (may exceed the tokenizer's length because of padding)."""
     return model.get_output_embeddings().weight.shape[0]
-
-
-class GrammarProcessor(LogitsProcessor):
-    """Masks each row's logits to the tokens its grammar allows next. One per generate().
-
-    `grammars` has one entry per batch row; a None row decodes unconstrained.
-    """
-
-    def __init__(self, grammars: list):
-        import xgrammar as xgr
-
-        self._xgr = xgr
-        self.matchers = [xgr.GrammarMatcher(g) if g is not None else None for g in grammars]
-        self.bitmask = None  # all bits set = every token allowed
-        self.started = False
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor):
-        xgr = self._xgr
-        if self.bitmask is None:
-            self.bitmask = xgr.allocate_token_bitmask(len(self.matchers), scores.shape[-1])
-        live = [(row, m) for row, m in enumerate(self.matchers) if m and not m.is_terminated()]
-        if self.started:
-            for row, matcher in live:
-                # A finished row is fed padding by generate(); its matcher stays terminated.
-                matcher.accept_token(int(input_ids[row, -1]))
-        self.started = True
-        for row, matcher in live:
-            if not matcher.is_terminated():
-                matcher.fill_next_token_bitmask(self.bitmask, row)
-        device = scores.device
-        masked = scores.float().cpu() if device.type != "cuda" else scores
-        xgr.apply_token_bitmask_inplace(masked, self.bitmask.to(masked.device))
-        return masked.to(device=device, dtype=scores.dtype)

@@ -1,29 +1,29 @@
-"""Dynamic batching: concurrent requests share one generate() call.
+"""Continuous batching for the server: requests join and leave the decode loop between steps.
 
-Requests wait in a bounded queue (full -> the API answers 503). One worker thread takes the
-first waiting request, gathers more for up to `max_wait_ms` or until `max_batch` are there,
-groups them by what must be equal within a generate() call (model/adapter, sampling
-settings) and runs each group. Rows keep their own limits: a `RowWatcher` ends a row at a
-stop token, its own `max_tokens` or one of its `stop` strings, and streams its text as it
-grows. Constrained rows carry their own grammar.
+Requests wait in a bounded queue (full -> the API answers 503). One worker thread owns the
+model and a `DecodeLoop`: when idle it waits for a request and gathers more for up to
+`max_wait_ms`; while decoding, it takes whatever is waiting (up to `max_batch` rows in
+flight) before every step, so a new request starts within one step and a finished one
+answers at once instead of waiting for the longest answer in its batch. Rows keep their own
+limits, sampling settings, seed, grammar and adapter. A `RowWatcher` per request ends it at
+one of its `stop` strings (or a textual turn end) and streams its text as it grows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import threading
 import time
 from dataclasses import dataclass, field
 
-import torch
-from transformers import StoppingCriteria
-
 from slmtune.data.types import Message
 from slmtune.infer.constrain import compiled_grammar
-from slmtune.infer.generate import GenerationConfig, generate_batch
+from slmtune.infer.decode import DecodeLoop, Row
 
 JSON_OBJECT = {"type": "object"}  # response_format json_object without a run schema
+log = logging.getLogger("slmtune.serve")
 
 
 class QueueFull(Exception):
@@ -44,11 +44,6 @@ class Job:
     future: asyncio.Future | None = None
     deltas: asyncio.Queue | None = None  # streaming: text pieces, then None
 
-    def key(self) -> tuple:
-        sampling = self.temperature > 0
-        return (self.served.name, sampling, self.temperature if sampling else 0, self.top_p,
-                self.seed if sampling else None)  # fmt: skip
-
 
 @dataclass
 class Result:
@@ -63,7 +58,7 @@ class Batcher:
         self.pool, self.max_batch, self.max_wait = pool, max_batch, max_wait_ms / 1000
         self.queue: queue.Queue[Job] = queue.Queue(maxsize=max_queue)
         self.metrics = metrics
-        self.lock = threading.Lock()  # one generate() at a time on the shared model
+        self.decoder = DecodeLoop(pool.model, pool.pad_token_id)
         self.thread = threading.Thread(target=self._work, name="slmtune-batcher", daemon=True)
         self.thread.start()
 
@@ -75,113 +70,132 @@ class Batcher:
 
     def _work(self) -> None:
         while True:
-            batch = [self.queue.get()]
+            jobs = self._waiting(idle=not self.decoder.rows)
+            if jobs:
+                self._admit(jobs)
+            if self.decoder.rows:
+                self._step()
+
+    def _waiting(self, idle: bool) -> list[Job]:
+        """Requests to start now: when idle, block for one and gather for max_wait."""
+        room = self.max_batch - len(self.decoder.rows)
+        jobs: list[Job] = []
+        if idle:
+            jobs.append(self.queue.get())
             deadline = time.monotonic() + self.max_wait
-            while len(batch) < self.max_batch:
+            while len(jobs) < room:
                 try:
-                    batch.append(self.queue.get(timeout=max(deadline - time.monotonic(), 0)))
+                    jobs.append(self.queue.get(timeout=max(deadline - time.monotonic(), 0)))
                 except queue.Empty:
                     break
-            groups: dict[tuple, list[Job]] = {}
-            for job in batch:
-                groups.setdefault(job.key(), []).append(job)
-            for jobs in groups.values():
-                self._run_group(jobs)
+        while len(jobs) < room:
+            try:
+                jobs.append(self.queue.get_nowait())
+            except queue.Empty:
+                break
+        return jobs
 
-    def _run_group(self, jobs: list[Job]) -> None:
-        start = time.monotonic()
-        try:
-            results = self.run(jobs)
-        except Exception as exc:  # answered as a 500 without details; logged by the app
-            for job in jobs:
+    def _admit(self, jobs: list[Job]) -> None:
+        rows = []
+        for job in jobs:
+            try:
+                rows.append(_row(job))
+            except Exception as exc:  # e.g. a template error: this request only
                 _finish(job, exc)
+        if not rows:
             return
-        for job, result in zip(jobs, results, strict=True):
-            _finish(job, result)
+        try:
+            self._done(self.decoder.add(rows))
+        except Exception as exc:  # answered as a 500 without details
+            log.exception("prefill failed")
+            for row in rows:
+                _finish(row.tag.job, exc)
+
+    def _step(self) -> None:
+        start, size = time.monotonic(), len(self.decoder.rows)
+        try:
+            finished = self.decoder.step()
+        except Exception as exc:
+            log.exception("decoding step failed")
+            for row in self.decoder.rows:
+                _finish(row.tag.job, exc)
+            self.decoder.clear()
+            return
+        self._done(finished)
         if self.metrics:
-            tokens = sum(r.completion_tokens for r in results)
-            self.metrics.batch(len(jobs), tokens, time.monotonic() - start)
+            self.metrics.step(size, time.monotonic() - start)
 
-    def run(self, jobs: list[Job]) -> list[Result]:
-        """Generate for one group of compatible jobs (same model and sampling settings)."""
-        first = jobs[0]
-        view = first.served.view
-        rows = [view.renderer.prompt_ids(job.messages)[0] for job in jobs]
-        grammars = [compiled_grammar(view, j.schema) if j.schema else None for j in jobs]
-        cfg = GenerationConfig(
-            max_new_tokens=max(j.max_tokens for j in jobs),
-            temperature=first.temperature,
-            top_p=first.top_p,
-        )
-        watcher = RowWatcher(view, jobs)
-        with self.lock, self.pool.active(first.served):
-            if first.seed is not None:
-                torch.manual_seed(first.seed)
-            generate_batch(view, rows, cfg, grammars if any(grammars) else None, [watcher])
-        return [
-            Result(watcher.text(i), len(rows[i]), len(watcher.tokens[i]), watcher.reason[i])
-            for i in range(len(jobs))
-        ]
+    def _done(self, rows: list[Row]) -> None:
+        for row in rows:
+            watcher = row.tag
+            reason = watcher.end(row.finish)
+            result = Result(watcher.text(), len(row.prompt), len(row.tokens), reason)
+            _finish(watcher.job, result)
 
 
-class RowWatcher(StoppingCriteria):
-    """Per-row stopping and streaming, called by generate() after every new token."""
+def _row(job: Job) -> Row:
+    view = job.served.view
+    watcher = RowWatcher(view, job)
+    return Row(
+        prompt=view.renderer.prompt_ids(job.messages)[0],
+        max_new_tokens=job.max_tokens,
+        stop_ids=frozenset(view.renderer.stop_token_ids),
+        grammar=compiled_grammar(view, job.schema) if job.schema else None,
+        temperature=job.temperature,
+        top_p=job.top_p,
+        seed=job.seed,
+        adapter=job.served.adapter,
+        on_token=watcher.feed,
+        tag=watcher,
+    )
 
-    def __init__(self, view, jobs: list[Job]):
-        self.tok, self.jobs = view.tokenizer, jobs
-        self.stops = set(view.renderer.stop_token_ids)
-        self.turn_end = view.renderer.turn_end
-        self.tokens: list[list[int]] = [[] for _ in jobs]
-        self.reason: list[str] = ["length"] * len(jobs)
-        self.done = [False] * len(jobs)
-        self.sent = [0] * len(jobs)  # characters already streamed
 
-    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
-        for row, job in enumerate(self.jobs):
-            if self.done[row]:
-                continue
-            token = int(input_ids[row, -1])
-            if token in self.stops:
-                self._end(row, "stop")
-                continue
-            self.tokens[row].append(token)
-            text = self._decoded(row)
-            cut = _first_stop(text, [*job.stop, self.turn_end] if self.turn_end else job.stop)
-            if cut is not None:
-                self._end(row, "stop", upto=cut)
-            elif len(self.tokens[row]) >= job.max_tokens:
-                self._end(row, "length")
-            else:
-                self._stream(row, text, hold_back=max((len(s) for s in job.stop), default=1))
-        return torch.tensor(self.done, device=input_ids.device)
+class RowWatcher:
+    """One request's text as it grows: its stop strings, its stream, its finish reason."""
 
-    def _decoded(self, row: int) -> str:
-        return self.tok.decode(self.tokens[row], skip_special_tokens=True)
+    def __init__(self, view, job: Job):
+        self.tok, self.job = view.tokenizer, job
+        self.stops = [*job.stop, view.renderer.turn_end] if view.renderer.turn_end else job.stop
+        self.hold_back = max((len(s) for s in job.stop), default=1)
+        self.tokens: list[int] = []
+        self.sent = 0  # characters already streamed
+        self.cut = False  # ended by a stop string
 
-    def text(self, row: int) -> str:
-        text = self._decoded(row)
-        job = self.jobs[row]
-        cut = _first_stop(text, [*job.stop, self.turn_end] if self.turn_end else job.stop)
+    def feed(self, token: int) -> bool:
+        """A new token; True = the answer is complete (stop string, or nobody waits)."""
+        self.tokens.append(token)
+        text = self._decoded()
+        if _first_stop(text, self.stops) is not None:
+            self.cut = True
+            return True
+        self._stream(text.lstrip(), final=False)
+        return self.job.future.done()  # the client went away: free the row
+
+    def end(self, finish: str) -> str:
+        """The decoder finished this row; stream the rest; return the OpenAI finish reason."""
+        self._stream(self.text(), final=True)
+        return "stop" if self.cut else finish
+
+    def text(self) -> str:
+        text = self._decoded()
+        cut = _first_stop(text, self.stops)
         return (text if cut is None else text[:cut]).strip()
 
-    def _end(self, row: int, reason: str, upto: int | None = None) -> None:
-        self.done[row], self.reason[row] = True, reason
-        self._stream(row, self.text(row) if upto is None else self._decoded(row)[:upto].strip())
+    def _decoded(self) -> str:
+        return self.tok.decode(self.tokens, skip_special_tokens=True)
 
-    def _stream(self, row: int, text: str, hold_back: int = 0) -> None:
-        """Send the new part of `text`, minus a tail that could still become a stop string
-        or an incomplete character."""
-        job = self.jobs[row]
-        if job.deltas is None:
+    def _stream(self, text: str, final: bool) -> None:
+        """Send the new part of `text`; before the end, hold back a tail that could still
+        become a stop string or an incomplete character."""
+        if self.job.deltas is None:
             return
-        if not self.done[row]:
-            text = text.lstrip()
-            text = text[: len(text) - hold_back] if hold_back else text
+        if not final:
+            text = text[: len(text) - self.hold_back]
             if text.endswith("\ufffd"):
                 return
-        if len(text) > self.sent[row]:
-            piece, self.sent[row] = text[self.sent[row] :], len(text)
-            job.loop.call_soon_threadsafe(job.deltas.put_nowait, piece)
+        if len(text) > self.sent:
+            piece, self.sent = text[self.sent :], len(text)
+            self.job.loop.call_soon_threadsafe(self.job.deltas.put_nowait, piece)
 
 
 def _first_stop(text: str, stops: list[str]) -> int | None:

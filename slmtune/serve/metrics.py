@@ -28,10 +28,10 @@ class Metrics:
         )  # fmt: skip
         self.tokens = Counter("slmtune_generated_tokens", "tokens generated", registry=r)
         self.tokens_per_second = Gauge(
-            "slmtune_tokens_per_second", "generated tokens/s of the last batch", registry=r
+            "slmtune_tokens_per_second", "generated tokens/s of the last decoding step", registry=r
         )
         self.batch_size = Histogram(
-            "slmtune_batch_size", "requests per generate() call", buckets=BATCH_BUCKETS,
+            "slmtune_batch_size", "requests in flight per decoding step", buckets=BATCH_BUCKETS,
             registry=r,
         )  # fmt: skip
         self.queue_depth = Gauge("slmtune_queue_depth", "requests waiting", registry=r)
@@ -43,10 +43,11 @@ class Metrics:
         if status >= 400:
             self.errors.inc()
 
-    def batch(self, size: int, tokens: int, seconds: float) -> None:
-        self.batch_size.observe(size)
-        self.tokens.inc(tokens)
-        self.tokens_per_second.set(tokens / max(seconds, 1e-9))
+    def step(self, rows: int, seconds: float) -> None:
+        """One decoding step: `rows` requests each got a token."""
+        self.batch_size.observe(rows)
+        self.tokens.inc(rows)
+        self.tokens_per_second.set(rows / max(seconds, 1e-9))
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -2,13 +2,13 @@
 
 A single run (or plain model) is served with its LoRA merged (fastest). With `--adapter
 name=RUN` flags, the base stays unmerged and every run's adapter is loaded into one PEFT
-model; a batch switches adapters with `set_adapter`, and the base answers with the adapters
-disabled. Each name keeps its own renderer (template, system prompt) and schema.
+model; each row of a decoding step names its adapter (PEFT's mixed-batch `adapter_names`),
+so requests for different adapters share steps, and the base answers with "__base__"
+(adapters off). Each name keeps its own renderer (template, system prompt) and schema.
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +38,8 @@ class ModelPool:
         else:
             self.model = self._multi_adapter(primary, primary_name, adapters)
         self.default = primary_name
+        first = next(iter(self.names.values())).view.tokenizer
+        self.pad_token_id = first.pad_token_id if first.pad_token_id is not None else 0
         for served in self.names.values():  # compile grammars now, not on the first request
             if served.view.schema is not None:
                 compiled_grammar(served.view, served.view.schema)
@@ -74,15 +76,3 @@ class ModelPool:
 
     def get(self, name: str | None) -> Served | None:
         return self.names.get(name or self.default)
-
-    @contextlib.contextmanager
-    def active(self, served: Served):
-        """Route the shared model to `served`'s adapter (or none) for one batch."""
-        if not hasattr(self.model, "peft_config"):
-            yield
-        elif served.adapter is None:
-            with self.model.disable_adapter():
-                yield
-        else:
-            self.model.set_adapter(served.adapter)
-            yield

@@ -1,0 +1,221 @@
+"""Continuous batching: one decode loop that requests join and leave between steps.
+
+`model.generate()` decodes a fixed batch until its longest answer ends, so one answer that
+runs to its token limit keeps every finished row waiting. Here each step is one forward pass
+over the rows in flight: a row that ends leaves at once, and new rows are prefilled and join
+before the next step, so the batch stays full while work is waiting.
+
+Rows share one KV cache (transformers' DynamicCache, one full layer per decoder layer),
+left-padded to a common width: the attention mask hides the padding, position ids count each
+row's own tokens, and columns no row uses any more are cut off when rows leave. Every row
+has its own token limit, stop tokens, grammar (xgrammar token masks), temperature/top-p and
+seed, and on a multi-adapter PEFT model its own LoRA adapter (PEFT's mixed-batch
+`adapter_names`, "__base__" = adapters off).
+
+Why not transformers' ContinuousBatchingManager: its per-request logits processors carry one
+number per request (a temperature, a top-p), not a grammar's token mask, so constrained
+decoding cannot ride on it; this loop needs only the model's public forward and cache API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from transformers import DynamicCache
+
+
+@dataclass(eq=False)
+class Row:
+    """One answer being decoded."""
+
+    prompt: list[int]
+    max_new_tokens: int
+    stop_ids: frozenset[int]  # any of these ends the answer (not part of it)
+    grammar: object | None = None  # compiled xgrammar grammar; None = unconstrained
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    seed: int | None = None
+    adapter: str | None = None  # PEFT adapter name on a multi-adapter model; None = base
+    on_token: Callable[[int], bool] | None = None  # sees each new token; True = stop here
+    tag: object = None  # the caller's own bookkeeping
+    tokens: list[int] = field(default_factory=list)  # the answer so far
+    finish: str | None = None  # "stop" (stop token / on_token) or "length", once done
+
+    def _start(self) -> None:
+        self.matcher = None
+        if self.grammar is not None:
+            import xgrammar as xgr
+
+            self.matcher = xgr.GrammarMatcher(self.grammar)
+        self.generator = None
+        if self.temperature > 0:
+            self.generator = torch.Generator()
+            if self.seed is None:
+                self.generator.seed()
+            else:
+                self.generator.manual_seed(self.seed)
+
+    def _accept(self, token: int) -> bool:
+        """Take the next token; True when the answer is complete."""
+        if token in self.stop_ids:
+            self.finish = "stop"
+            return True
+        self.tokens.append(token)
+        if self.matcher is not None:
+            self.matcher.accept_token(token)
+        if self.on_token is not None and self.on_token(token):
+            self.finish = "stop"
+        elif len(self.tokens) >= self.max_new_tokens:
+            self.finish = "length"
+        return self.finish is not None
+
+
+class DecodeLoop:
+    """The rows in flight and their shared KV cache. Not thread-safe: one caller at a time."""
+
+    def __init__(self, model, pad_token_id: int = 0):
+        self.model, self.pad = model, pad_token_id
+        self.device = model.device
+        self.vocab = model.get_output_embeddings().weight.shape[0]
+        self.peft = hasattr(model, "peft_config")  # several adapters -> one per row
+        self.clear()
+
+    def clear(self) -> None:
+        """Drop every row (after an error)."""
+        self.rows: list[Row] = []
+        self.cache: DynamicCache | None = None
+        self.mask: torch.Tensor | None = None  # (rows, columns): 1 = a real token
+        self.next: torch.Tensor | None = None  # (rows,): chosen, not yet in the cache
+
+    @torch.inference_mode()
+    def add(self, rows: list[Row]) -> list[Row]:
+        """Prefill `rows` and choose their first tokens; they join the next step.
+
+        Returns the rows already complete (first token a stop token, or max_new_tokens 1)."""
+        width = max(len(r.prompt) for r in rows)
+        ids = torch.tensor([[self.pad] * (width - len(r.prompt)) + r.prompt for r in rows])
+        mask = torch.tensor([[0] * (width - len(r.prompt)) + [1] * len(r.prompt) for r in rows])
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache()
+        for row in rows:
+            row._start()
+        logits = self._forward(ids, mask, positions, cache, rows)
+        tokens = self._choose(logits, rows)
+        done = [row._accept(int(t)) for row, t in zip(rows, tokens.tolist(), strict=True)]
+        keep = [i for i, d in enumerate(done) if not d]
+        if keep:
+            self._join([rows[i] for i in keep], _select(cache, keep), mask[keep], tokens[keep])
+        return [row for row, d in zip(rows, done, strict=True) if d]
+
+    @torch.inference_mode()
+    def step(self) -> list[Row]:
+        """One token for every row in flight; returns the rows that completed (and left)."""
+        if not self.rows:
+            return []
+        positions = self.mask.sum(-1, keepdim=True)  # each row's own length so far
+        self.mask = torch.cat([self.mask, self.mask.new_ones(len(self.rows), 1)], dim=-1)
+        logits = self._forward(self.next[:, None], self.mask, positions, self.cache, self.rows)
+        tokens = self._choose(logits, self.rows)
+        done = [row._accept(int(t)) for row, t in zip(self.rows, tokens.tolist(), strict=True)]
+        finished = [row for row, d in zip(self.rows, done, strict=True) if d]
+        self.next = tokens
+        if finished:
+            self._keep([i for i, d in enumerate(done) if not d])
+        return finished
+
+    def _forward(self, ids, mask, positions, cache, rows) -> torch.Tensor:
+        extra = {"adapter_names": [r.adapter or "__base__" for r in rows]} if self.peft else {}
+        out = self.model(
+            input_ids=ids.to(self.device),
+            attention_mask=mask.to(self.device),
+            position_ids=positions.to(self.device),
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+            **extra,
+        )
+        return out.logits[:, -1, :].float()
+
+    def _choose(self, logits: torch.Tensor, rows: list[Row]) -> torch.Tensor:
+        """Next token per row: grammar mask, then greedy or temperature/top-p sampling."""
+        constrained = [i for i, r in enumerate(rows) if r.matcher is not None]
+        if constrained:
+            import xgrammar as xgr
+
+            bitmask = xgr.allocate_token_bitmask(len(rows), self.vocab)  # all tokens allowed
+            for i in constrained:
+                rows[i].matcher.fill_next_token_bitmask(bitmask, i)
+            xgr.apply_token_bitmask_inplace(logits, bitmask.to(logits.device))
+        tokens = logits.argmax(-1).cpu()
+        for i, row in enumerate(rows):
+            if row.temperature > 0:
+                tokens[i] = _sample(logits[i].cpu(), row)
+        return tokens
+
+    def _join(self, rows: list[Row], cache: DynamicCache, mask, tokens) -> None:
+        if not self.rows:
+            self.rows, self.cache, self.mask, self.next = rows, cache, mask, tokens
+            return
+        width = max(self.mask.shape[1], mask.shape[1])
+        self.cache = DynamicCache(
+            ddp_cache_data=[
+                (torch.cat([_pad(k0, width), _pad(k1, width)]),
+                 torch.cat([_pad(v0, width), _pad(v1, width)]))
+                for (k0, v0, _), (k1, v1, _) in zip(self.cache, cache, strict=True)
+            ]
+        )  # fmt: skip
+        self.mask = torch.cat([_pad_mask(self.mask, width), _pad_mask(mask, width)])
+        self.next = torch.cat([self.next, tokens])
+        self.rows = self.rows + rows
+
+    def _keep(self, keep: list[int]) -> None:
+        """Only rows `keep` stay; columns that are padding in every remaining row go."""
+        if not keep:
+            self.clear()
+            return
+        self.rows = [self.rows[i] for i in keep]
+        self.mask, self.next = self.mask[keep], self.next[keep]
+        first = int(self.mask.any(0).nonzero()[0])
+        self.cache = _select(self.cache, keep, first)
+        self.mask = self.mask[:, first:]
+
+
+def _select(cache: DynamicCache, rows: list[int], first_column: int = 0) -> DynamicCache:
+    if first_column == 0 and rows == list(range(len(rows))) and len(rows) == _batch(cache):
+        return cache
+    index = torch.tensor(rows)
+    return DynamicCache(
+        ddp_cache_data=[
+            (k[index.to(k.device), :, first_column:], v[index.to(v.device), :, first_column:])
+            for k, v, _ in cache
+        ]
+    )
+
+
+def _batch(cache: DynamicCache) -> int:
+    return next(iter(cache))[0].shape[0]
+
+
+def _pad(t: torch.Tensor, width: int) -> torch.Tensor:
+    """Left-pad a (batch, heads, columns, dim) cache tensor with zeros to `width` columns."""
+    missing = width - t.shape[-2]
+    if not missing:
+        return t
+    return torch.cat([t.new_zeros(*t.shape[:-2], missing, t.shape[-1]), t], dim=-2)
+
+
+def _pad_mask(mask: torch.Tensor, width: int) -> torch.Tensor:
+    missing = width - mask.shape[1]
+    return torch.cat([mask.new_zeros(mask.shape[0], missing), mask], dim=1) if missing else mask
+
+
+def _sample(logits: torch.Tensor, row: Row) -> int:
+    probs = torch.softmax(logits / row.temperature, dim=-1)
+    if row.top_p < 1:
+        sorted_probs, order = probs.sort(descending=True)
+        outside = sorted_probs.cumsum(0) - sorted_probs > row.top_p  # keep the nucleus
+        sorted_probs[outside] = 0
+        probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
+    return int(torch.multinomial(probs, 1, generator=row.generator))
