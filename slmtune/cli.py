@@ -365,7 +365,7 @@ def serve(
     ),
     name: str = typer.Option(None, help="model name for RUN [its directory name]"),
     max_batch: int = typer.Option(32, help="requests decoded together (continuous batching)"),
-    max_wait_ms: int = typer.Option(20, help="when idle, how long a first request waits for others"),
+    max_wait_ms: int = typer.Option(20, help="idle: how long a request waits for others"),
     max_queue: int = typer.Option(256, help="waiting requests before 503"),
     max_tokens_cap: int = typer.Option(1024, help="upper bound on a request's max_tokens"),
     max_body_kb: int = typer.Option(1024, help="largest request body accepted (413 above)"),

@@ -90,7 +90,9 @@ def generate_many(
     for row, (_, shortened) in zip(rows, encoded, strict=True):
         raw = tok.decode(row.tokens, skip_special_tokens=True)
         text = clean_answer(raw, renderer.turn_end)
-        results.append(Generation(text, len(row.prompt), len(row.tokens), row.finish == "stop", shortened))
+        results.append(
+            Generation(text, len(row.prompt), len(row.tokens), row.finish == "stop", shortened)
+        )
     return results
 
 

@@ -1,0 +1,160 @@
+"""The continuous-batching decode loop: rows join and leave between steps without changing
+anyone's answer."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from slmtune.infer.constrain import compiled_grammar
+from slmtune.infer.decode import DecodeLoop, Row
+from slmtune.infer.generate import build_messages
+from slmtune.runs import load_for_inference
+
+TEXTS = [
+    "我叫张三",
+    "邮箱zhangsan@qq.com，电话13800000000，地址北京市海淀区",
+    "hello",
+    "用户5",
+    "我",
+]
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_run):
+    return load_for_inference(str(tiny_run))
+
+
+def _rows(loaded, texts, max_new_tokens=10, **kw) -> list[Row]:
+    stops = frozenset(loaded.renderer.stop_token_ids)
+    return [
+        Row(loaded.renderer.prompt_ids(build_messages(t, loaded.system_prompt))[0],
+            max_new_tokens, stops, **kw)
+        for t in texts
+    ]  # fmt: skip
+
+
+def _alone(loaded, row: Row) -> list[int]:
+    loop = DecodeLoop(loaded.model, loaded.tokenizer.pad_token_id)
+    solo = Row(row.prompt, row.max_new_tokens, row.stop_ids, row.grammar, row.temperature,
+               row.top_p, row.seed)  # fmt: skip
+    loop.add([solo])
+    while loop.rows:
+        loop.step()
+    return solo.tokens
+
+
+def _check_no_dead_columns(loop: DecodeLoop) -> None:
+    if loop.rows:
+        assert bool(loop.mask[:, 0].any()), "a column of padding only was kept"
+        assert loop.mask.shape == (len(loop.rows), loop.cache.get_seq_length())
+
+
+def test_rows_joining_and_leaving_mid_flight_answer_as_alone(loaded):
+    rows = _rows(loaded, TEXTS)
+    rows[2].max_new_tokens = 3  # leaves early, while others are in flight
+    loop = DecodeLoop(loaded.model, loaded.tokenizer.pad_token_id)
+    loop.add(rows[:2])
+    for _ in range(2):
+        loop.step()
+    loop.add(rows[2:4])  # join a batch that is two tokens in
+    finished = []
+    for _ in range(4):
+        finished += loop.step()
+        _check_no_dead_columns(loop)
+    assert rows[2] in finished and rows[2] not in loop.rows
+    loop.add(rows[4:])
+    while loop.rows:
+        finished += loop.step()
+        _check_no_dead_columns(loop)
+    assert loop.cache is None  # nothing in flight, nothing held
+    assert sorted(map(id, finished)) == sorted(map(id, rows))
+    for row in rows:
+        assert row.tokens == _alone(loaded, row)
+        assert row.finish in ("stop", "length")
+    assert len(rows[2].tokens) <= 3
+
+
+def test_seeded_sampling_is_the_same_alone_and_in_company(loaded):
+    rows = _rows(loaded, TEXTS[:3], temperature=1.0, seed=7)
+    rows[1].seed = 8
+    loop = DecodeLoop(loaded.model, loaded.tokenizer.pad_token_id)
+    loop.add(rows)
+    while loop.rows:
+        loop.step()
+    assert rows[0].tokens == _alone(loaded, rows[0])
+    assert rows[2].tokens == _alone(loaded, rows[2])  # same seed, other prompt: its own draw
+    greedy = _rows(loaded, TEXTS[:1])[0]
+    assert rows[0].tokens != _alone(loaded, greedy)  # a random tiny model samples widely
+
+
+def test_constrained_and_free_rows_share_steps(loaded):
+    schema = {"type": "object", "properties": {"name": {"type": "string"}},
+              "required": ["name"], "additionalProperties": False}  # fmt: skip
+    grammar = compiled_grammar(loaded, schema)
+    free = _rows(loaded, TEXTS[:2], max_new_tokens=30)
+    constrained = _rows(loaded, TEXTS[:2], max_new_tokens=30, grammar=grammar)
+    loop = DecodeLoop(loaded.model, loaded.tokenizer.pad_token_id)
+    loop.add([free[0], constrained[0], free[1], constrained[1]])
+    while loop.rows:
+        loop.step()
+    for row in constrained:
+        text = loaded.tokenizer.decode(row.tokens, skip_special_tokens=True)
+        if row.finish == "stop":
+            assert list(json.loads(text)) == ["name"]
+        else:  # cut at the limit: still a prefix of the schema's shape
+            assert text.startswith('{"name": "')
+    for row in free:
+        assert row.tokens == _alone(loaded, row)
+
+
+def test_rows_for_two_adapters_share_a_step(tiny_run):
+    from peft import PeftModel
+
+    from slmtune.models import load_model
+    from slmtune.runs import load_renderer_only
+
+    view = load_renderer_only(str(tiny_run))
+    base = load_model(view.meta["base_model"])
+    model = PeftModel.from_pretrained(base, tiny_run / "adapter", adapter_name="a")
+    model.load_adapter(tiny_run / "adapter", adapter_name="b")
+    with torch.no_grad():  # make "b" a different fine-tune
+        for name, param in model.named_parameters():
+            if "lora_B.b" in name:
+                param.add_(torch.randn_like(param) * 0.5)
+    model.eval()
+    view.model = model
+    pad = view.tokenizer.pad_token_id
+    mixed = _rows(view, TEXTS[:2] * 3)
+    for row, adapter in zip(mixed, ["a", "a", "b", "b", None, None], strict=True):
+        row.adapter = adapter
+    loop = DecodeLoop(model, pad)
+    loop.add(mixed)
+    while loop.rows:
+        loop.step()
+    for row in mixed:
+        solo = Row(row.prompt, row.max_new_tokens, row.stop_ids, adapter=row.adapter)
+        alone = DecodeLoop(model, pad)
+        alone.add([solo])
+        while alone.rows:
+            alone.step()
+        assert row.tokens == solo.tokens, row.adapter
+    assert mixed[0].tokens != mixed[2].tokens  # the adapters really differ
+
+
+def test_bf16_head_gives_the_fp32_greedy_answers_and_leaves_the_model_alone(loaded, monkeypatch):
+    own_head = loaded.model.get_output_embeddings()
+    answers = {}
+    for setting in ("0", "1"):
+        monkeypatch.setenv("SLMTUNE_BF16_HEAD", setting)
+        rows = _rows(loaded, TEXTS, max_new_tokens=16)
+        loop = DecodeLoop(loaded.model, loaded.tokenizer.pad_token_id)
+        assert (loop.head is not None) == (setting == "1")
+        loop.add(rows)
+        while loop.rows:
+            loop.step()
+        answers[setting] = [row.tokens for row in rows]
+        assert loaded.model.get_output_embeddings() is own_head
+    assert answers["1"] == answers["0"]
