@@ -12,11 +12,14 @@ has its own token limit, stop tokens, grammar (xgrammar token masks), temperatur
 seed, and on a multi-adapter PEFT model its own LoRA adapter (PEFT's mixed-batch
 `adapter_names`, "__base__" = adapters off).
 
-The LM head is the biggest matmul of a small model with a large vocabulary (Gemma-3: 640 x
-262k, more than the rest of the 270M model). On a CPU with bf16 matmul (AVX512-BF16 or AMX)
-the loop computes all logits from a bf16 copy of the head (~3x faster here), then re-scores
-each greedy row's top candidates with the fp32 weights, so greedy answers are those of the
-fp32 head. SLMTUNE_BF16_HEAD=0 turns this off (=1 forces it), for comparison.
+On a CPU with bf16 matmul (AVX512-BF16 or AMX) and fp32 weights, the loop multiplies by
+bf16 copies of the weights (activations, norms and the KV cache stay fp32): ~1.4x faster
+prefill and decoding here. The LM head is the biggest matmul of a small model with a large
+vocabulary (Gemma-3: 640 x 262k, more than the rest of the 270M model): its bf16 logits
+pick each greedy row's top candidates, which are re-scored with the fp32 weights, so the
+head never changes a greedy choice; the layers' bf16 products can (rarely: identical
+answers on the 64 demo records). SLMTUNE_BF16_MATMUL=0 turns it all off, =head keeps only
+the exact head, =1 forces both, for comparison.
 
 Why not transformers' ContinuousBatchingManager: its per-request logits processors carry one
 number per request (a temperature, a top-p), not a grammar's token mask, so constrained
@@ -26,6 +29,7 @@ decoding cannot ride on it; this loop needs only the model's public forward and 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import weakref
 from collections.abc import Callable
@@ -35,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
 from transformers.cache_utils import Cache, DynamicLayer
+
+from slmtune.errors import ConfigError
 
 CANDIDATES = 8  # greedy rows: top bf16 logits re-scored in fp32
 PREFILL_ROWS = 4  # prompts per prefill forward: 1 and 16 measured slower on 2 CPU cores
@@ -94,7 +100,8 @@ class DecodeLoop:
         self.device = model.device
         self.vocab = model.get_output_embeddings().weight.shape[0]
         self.peft = hasattr(model, "peft_config")  # several adapters -> one per row
-        self.head = _bf16_head(model)  # None: the model's own head
+        self.bf16 = _bf16_matmuls(model)  # None: the model's own fp32 matmuls
+        self.head = self.bf16.head if self.bf16 else None
         self.clear()
 
     def clear(self) -> None:
@@ -150,7 +157,7 @@ class DecodeLoop:
 
     def _forward(self, ids, mask, positions, cache, rows) -> torch.Tensor:
         extra = {"adapter_names": [r.adapter or "__base__" for r in rows]} if self.peft else {}
-        with self._head():
+        with self.bf16.installed(self.model) if self.bf16 else contextlib.nullcontext():
             out = self.model(
                 input_ids=ids.to(self.device),
                 attention_mask=mask.to(self.device),
@@ -161,18 +168,6 @@ class DecodeLoop:
                 **extra,
             )
         return out.logits[:, -1, :].float()
-
-    @contextlib.contextmanager
-    def _head(self):
-        """The bf16 head in place of the model's own, for one forward pass only."""
-        if self.head is None:
-            yield
-            return
-        self.model.set_output_embeddings(self.head)
-        try:
-            yield
-        finally:
-            self.model.set_output_embeddings(self.head.exact)
 
     def _choose(self, logits: torch.Tensor, rows: list[Row]) -> torch.Tensor:
         """Next token per row: grammar mask, then greedy or temperature/top-p sampling."""
@@ -251,29 +246,68 @@ class Bf16Head(torch.nn.Module):
         return candidates.gather(1, exact.argmax(-1, keepdim=True)).squeeze(1)
 
 
-_BF16_HEADS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+class Bf16Matmuls:
+    """bf16 copies of a model's linear weights, used in place of the fp32 ones during one
+    forward pass (`installed`); outside it the model is untouched."""
+
+    def __init__(self, model, layers: bool):
+        self.head = Bf16Head(model.get_output_embeddings())
+        self.linears = []  # (module, bf16 weight): every nn.Linear but the head and LoRA's
+        if layers:
+            for name, module in model.named_modules():
+                if (
+                    isinstance(module, torch.nn.Linear)
+                    and module is not self.head.exact
+                    and "lora_" not in name  # LoRA's small A/B matrices stay fp32
+                    and "forward" not in vars(module)  # someone else's hook: leave it
+                ):
+                    self.linears.append((module, module.weight.detach().to(torch.bfloat16)))
+
+    @contextlib.contextmanager
+    def installed(self, model):
+        model.set_output_embeddings(self.head)
+        for module, weight16 in self.linears:
+            module.forward = functools.partial(_bf16_linear, weight16, module.bias)
+        try:
+            yield
+        finally:
+            for module, _ in self.linears:
+                del module.forward
+            model.set_output_embeddings(self.head.exact)
 
 
-def _bf16_head(model) -> Bf16Head | None:
-    """A bf16 head for `model` when its bf16 matmul pays: fp32 weights on a CPU with
-    AVX512-BF16/AMX (SLMTUNE_BF16_HEAD=0/1 overrides). One copy per model."""
+def _bf16_linear(weight16: torch.Tensor, bias, x: torch.Tensor) -> torch.Tensor:
+    y = F.linear(x.to(torch.bfloat16), weight16).to(x.dtype)
+    return y if bias is None else y + bias
+
+
+_BF16: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _bf16_matmuls(model) -> Bf16Matmuls | None:
+    """bf16 matmuls for `model` where they pay: fp32 weights on a CPU with AVX512-BF16/AMX.
+    SLMTUNE_BF16_MATMUL: 0 = off, head = the exact head only, 1 = head and layers.
+    Made once per model (the copies cost half the fp32 weights' memory)."""
     head = model.get_output_embeddings()
-    wanted = os.environ.get("SLMTUNE_BF16_HEAD")
+    wanted = os.environ.get("SLMTUNE_BF16_MATMUL")
     if wanted is None:
         cpu = getattr(torch, "cpu", None)
-        wanted = (
+        capable = (
             head.weight.device.type == "cpu"
             and head.weight.dtype == torch.float32
             and any(getattr(cpu, f, lambda: False)()
                     for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
         )  # fmt: skip
-    else:
-        wanted = wanted == "1"
-    if not wanted or not isinstance(head, torch.nn.Linear):
+        wanted = "1" if capable else "0"
+    if wanted not in ("0", "head", "1"):
+        raise ConfigError(f"SLMTUNE_BF16_MATMUL={wanted}: use 0, head or 1")
+    if wanted == "0" or not isinstance(head, torch.nn.Linear):
         return None
-    if model not in _BF16_HEADS:
-        _BF16_HEADS[model] = Bf16Head(head)
-    return _BF16_HEADS[model]
+    made = _BF16.setdefault(model, {})  # layers on/off -> Bf16Matmuls
+    layers = wanted == "1"
+    if layers not in made:
+        made[layers] = Bf16Matmuls(model, layers)
+    return made[layers]
 
 
 class GrowingLayer(DynamicLayer):

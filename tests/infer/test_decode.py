@@ -147,14 +147,43 @@ def test_rows_for_two_adapters_share_a_step(tiny_run):
 def test_bf16_head_gives_the_fp32_greedy_answers_and_leaves_the_model_alone(loaded, monkeypatch):
     own_head = loaded.model.get_output_embeddings()
     answers = {}
-    for setting in ("0", "1"):
-        monkeypatch.setenv("SLMTUNE_BF16_HEAD", setting)
+    for setting in ("0", "head"):
+        monkeypatch.setenv("SLMTUNE_BF16_MATMUL", setting)
         rows = _rows(loaded, TEXTS, max_new_tokens=16)
         loop = DecodeLoop(loaded.model, loaded.tokenizer.pad_token_id)
-        assert (loop.head is not None) == (setting == "1")
+        assert (loop.head is not None) == (setting == "head")
         loop.add(rows)
         while loop.rows:
             loop.step()
         answers[setting] = [row.tokens for row in rows]
         assert loaded.model.get_output_embeddings() is own_head
-    assert answers["1"] == answers["0"]
+    assert answers["head"] == answers["0"]
+
+
+def test_bf16_layers_are_used_only_inside_the_loop_and_stay_close_to_fp32(loaded, monkeypatch):
+    rows = _rows(loaded, TEXTS[:2])
+    ids = torch.tensor([rows[1].prompt])
+    with torch.inference_mode():
+        fp32 = loaded.model(input_ids=ids).logits
+    monkeypatch.setenv("SLMTUNE_BF16_MATMUL", "1")
+    loop = DecodeLoop(loaded.model, loaded.tokenizer.pad_token_id)
+    assert len(loop.bf16.linears) >= 7  # every projection of the tiny model's layers
+    mask = torch.ones_like(ids)
+    from slmtune.infer.decode import GrowingCache
+
+    with torch.inference_mode():
+        bf16 = loop._forward(ids, mask, (mask.cumsum(-1) - 1), GrowingCache(), rows[1:])
+    difference = (bf16 - fp32[:, -1]).abs().max().item()
+    assert 0 < difference < 0.05 * fp32.abs().max().item()  # bf16 products, fp32-close
+    for module, _ in loop.bf16.linears:
+        assert "forward" not in vars(module)  # the model's own fp32 forward is back
+    with torch.inference_mode():
+        assert torch.equal(loaded.model(input_ids=ids).logits, fp32)
+
+
+def test_a_bad_bf16_setting_is_a_clear_error(loaded, monkeypatch):
+    from slmtune.errors import ConfigError
+
+    monkeypatch.setenv("SLMTUNE_BF16_MATMUL", "yes")
+    with pytest.raises(ConfigError, match="SLMTUNE_BF16_MATMUL=yes"):
+        DecodeLoop(loaded.model, loaded.tokenizer.pad_token_id)
