@@ -10,7 +10,8 @@ bench/results/serve_load.json.
 `--soak SECONDS` instead runs 32 clients for that long and reports errors (the issue's
 5-minute check: --soak 300). Not part of CI.
 
-Usage: python bench/serve_load.py [--run demo_out/run] [--levels 1 8 32] [--requests 2]
+Usage: python bench/serve_load.py [--run demo_out/run] [--levels 1 8 32] [--requests 3]
+                               [--max-tokens 256] [--soak 300]
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", default=str(ROOT / "demo_out" / "run"))
     p.add_argument("--levels", type=int, nargs="+", default=[1, 8, 32])
-    p.add_argument("--requests", type=int, default=2, help="requests per client per level")
-    p.add_argument("--max-tokens", type=int, default=160)
+    p.add_argument("--requests", type=int, default=3, help="requests per client per level")
+    p.add_argument("--max-tokens", type=int, default=256)
     p.add_argument("--soak", type=int, default=0, help="seconds of 32 clients instead")
     args = p.parse_args()
 

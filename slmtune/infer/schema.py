@@ -9,7 +9,10 @@ Inference rules, from what the answers show:
   set to null, becomes nullable: the model answers null rather than dropping it);
 - a value's type is the union of the JSON types seen (string, integer, number, boolean,
   array, object); integers seen next to floats become number;
-- arrays get an item schema from their elements, nested objects recurse.
+- arrays get an item schema from their elements, nested objects recurse;
+- strings and arrays get a generous length bound (4 x the longest seen + a margin), so a
+  model that starts looping inside a value is made to close it and the answer still ends
+  as valid JSON instead of running to the token limit.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from slmtune.evaluate.parse import parse_json_answer
 
 SCHEMA_FILE = "schema.json"
 JSON_SHARE = 0.9  # the same rule as evaluation's task detection
+LENGTH_FACTOR, STRING_MARGIN, ITEMS_MARGIN = 4, 32, 8  # bound = factor x longest + margin
 
 
 def infer_schema(answers: list[str]) -> dict | None:
@@ -62,9 +66,14 @@ def _value_schema(values: list) -> dict:
         types.remove("integer")
     present = [v for v in values if v is not None]
     schema: dict = {"type": types[0] if len(types) == 1 else types}
+    strings = [v for v in present if isinstance(v, str)]
+    if strings:
+        schema["maxLength"] = LENGTH_FACTOR * max(len(v) for v in strings) + STRING_MARGIN
     if "array" in types:
-        items = [x for v in present if isinstance(v, list) for x in v]
+        lists = [v for v in present if isinstance(v, list)]
+        items = [x for v in lists for x in v]
         schema["items"] = _value_schema(items) if items else {}
+        schema["maxItems"] = LENGTH_FACTOR * max(len(v) for v in lists) + ITEMS_MARGIN
     if "object" in types:
         nested = _object_schema([v for v in present if isinstance(v, dict)])
         schema.update({k: v for k, v in nested.items() if k != "type"})

@@ -23,11 +23,33 @@ def test_schema_keys_types_nullable_lists_and_nesting():
     assert list(props) == ["name", "age", "tags", "addr", "vip"]  # first-seen order
     assert schema["required"] == ["name", "age", "tags", "addr", "vip"]
     assert schema["additionalProperties"] is False
-    assert props["name"]["type"] == ["string", "null"]
+    assert props["name"] == {"type": ["string", "null"], "maxLength": 4 * 2 + 32}
     assert props["age"]["type"] == "number"  # integer + float
-    assert props["tags"] == {"type": "array", "items": {"type": "string"}}
-    assert props["addr"]["properties"]["city"]["type"] == ["string", "null"]
+    assert props["tags"] == {
+        "type": "array", "items": {"type": "string", "maxLength": 4 + 32}, "maxItems": 4 + 8
+    }  # fmt: skip
+    assert props["addr"]["properties"]["city"] == {"type": ["string", "null"], "maxLength": 40}
     assert props["vip"]["type"] == ["null", "boolean"]  # missing in one answer: nullable
+
+
+def test_a_looping_value_is_closed_at_its_length_bound():
+    import xgrammar as xgr
+
+    from tests.tiny import tiny_tokenizer
+
+    schema = infer_schema([json.dumps({"name": "张三"}), json.dumps({"name": "李四光"})])
+    assert schema["properties"]["name"]["maxLength"] == 4 * 3 + 32
+    tok = tiny_tokenizer()  # byte-level: any text is some token sequence
+    grammar = xgr.GrammarCompiler(xgr.TokenizerInfo.from_huggingface(tok)).compile_json_schema(
+        json.dumps(schema), any_whitespace=False
+    )
+
+    def accepts(text: str) -> bool:
+        matcher = xgr.GrammarMatcher(grammar)
+        return all(matcher.accept_token(t) for t in tok.encode(text, add_special_tokens=False))
+
+    assert accepts('{"name": "' + "光" * 44 + '"}')
+    assert not accepts('{"name": "' + "光" * 45)  # the 45th character is refused
 
 
 def test_free_text_answers_have_no_schema():
