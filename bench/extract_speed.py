@@ -4,11 +4,11 @@
            (NOTES.md). Two favours to the baseline so the ratio is about decoding only: it
            gets the same prompt token ids as slmtune, the adapter already merged, and the
            template's turn-end token as a stop token (without it, it runs to 2500 tokens).
-  slmtune  `slmtune extract` defaults: length-sorted batches of 32, KV cache,
+  slmtune  `slmtune extract` defaults: 32 answers in flight (continuous batching),
            xgrammar-constrained JSON from the run's schema.
 
-The seeds' loop takes about a minute per record on 2 cores (some answers never stop before
-2500 tokens), so by default it is timed on the first 16 records (--seeds-records) while
+The seeds' loop takes half a minute to a minute per record on 2 cores (some answers never
+stop before 2500 tokens), so by default it is timed on the first 16 records (--seeds-records) while
 slmtune answers all of them; accuracy is also reported on exactly those 16.
 
 Records: fresh synthetic complaints (seed 3; the demo trained on seed 1 and tested on seed 2).

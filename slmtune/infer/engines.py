@@ -1,7 +1,7 @@
 """Generation engines behind predict / eval / extract: same prompts, same answers' shape.
 
-- `transformers` (default, CPU and GPU): our batched, length-sorted generate with an
-  xgrammar-constrained KV-cache decode (infer/generate.py).
+- `transformers` (default, CPU and GPU): our continuous-batching decode loop over the
+  transformers model, xgrammar-constrained (infer/generate.py, infer/decode.py).
 - `vllm` (NVIDIA GPU with vLLM installed): offline `LLM.generate` on the run's base model with
   its LoRA adapter and vLLM's structured outputs. The prompt token ids come from our renderer,
   so both engines see the very prompts training saw.
