@@ -320,9 +320,8 @@ class GrowingLayer(DynamicLayer):
     def update(self, key_states, value_states, *args, **kwargs):
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
-            empty = (*key_states.shape[:-2], 0, key_states.shape[-1])
-            self.room_k, self.room_v, self.filled = key_states.new_empty(empty), None, 0
-            self.room_v = self.room_k
+            self.room_k = self.room_v = key_states[..., :0, :]  # no room yet: grown below
+            self.filled = 0
         end = self.filled + key_states.shape[-2]
         if end > self.room_k.shape[-2]:
             self._grow(end + max(end, self.SPARE))

@@ -38,8 +38,8 @@ class ModelPool:
         else:
             self.model = self._multi_adapter(primary, primary_name, adapters)
         self.default = primary_name
-        first = next(iter(self.names.values())).view.tokenizer
-        self.pad_token_id = first.pad_token_id if first.pad_token_id is not None else 0
+        # load_model gives every tokenizer a pad token (eos when it has none)
+        self.pad_token_id = next(iter(self.names.values())).view.tokenizer.pad_token_id
         for served in self.names.values():  # compile grammars now, not on the first request
             if served.view.schema is not None:
                 compiled_grammar(served.view, served.view.schema)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from slmtune.infer.constrain import compiled_grammar
-from slmtune.infer.decode import DecodeLoop, Row
+from slmtune.infer.decode import DecodeLoop, GrowingCache, Row
 from slmtune.infer.generate import build_messages
 from slmtune.runs import load_for_inference
 
@@ -169,8 +169,6 @@ def test_bf16_layers_are_used_only_inside_the_loop_and_stay_close_to_fp32(loaded
     loop = DecodeLoop(loaded.model, loaded.tokenizer.pad_token_id)
     assert len(loop.bf16.linears) >= 7  # every projection of the tiny model's layers
     mask = torch.ones_like(ids)
-    from slmtune.infer.decode import GrowingCache
-
     with torch.inference_mode():
         bf16 = loop._forward(ids, mask, (mask.cumsum(-1) - 1), GrowingCache(), rows[1:])
     difference = (bf16 - fp32[:, -1]).abs().max().item()
