@@ -48,13 +48,13 @@ def main() -> None:
 
     from slmtune.cli import _quiet_libraries
     from slmtune.data.load import load_examples
-    from slmtune.data.synth import generate, write_jsonl
+    from slmtune.data.synth import synthesize, write_jsonl
     from slmtune.evaluate.metrics import score
 
     _quiet_libraries()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    write_jsonl(generate("complaints", args.records, seed=3), work / "extract_records.jsonl")
+    write_jsonl(synthesize("complaints", args.records, seed=3), work / "extract_records.jsonl")
     examples = load_examples(work / "extract_records.jsonl").examples
     texts = [e.prompt_messages[-1].content for e in examples]  # the user turn, as trained
     references = [e.answer for e in examples]
@@ -85,17 +85,16 @@ def main() -> None:
 def seeds_loop(run: str, texts: list[str]) -> tuple[list[str], float]:
     import torch
 
-    from slmtune.infer.generate import build_messages, clean_answer
-    from slmtune.runs import load_for_inference
+    from slmtune.run import open_run
 
-    loaded = load_for_inference(run)
-    tok, renderer = loaded.tokenizer, loaded.renderer
+    opened = open_run(run)
+    tok, renderer = opened.tokenizer, opened.renderer
     answers, tokens = [], 0
     start = time.time()
     with torch.inference_mode():
         for text in texts:
-            ids, _ = renderer.prompt_ids(build_messages(text, loaded.system_prompt))
-            out = loaded.model.generate(
+            ids, _ = renderer.prompt_ids(opened.prompt(text))
+            out = opened.model.generate(
                 input_ids=torch.tensor([ids]),
                 attention_mask=torch.ones(1, len(ids), dtype=torch.long),
                 max_length=2500,
@@ -106,17 +105,21 @@ def seeds_loop(run: str, texts: list[str]) -> tuple[list[str], float]:
             )
             tokens += out.shape[1] - len(ids)
             raw = tok.decode(out[0, len(ids) :], skip_special_tokens=True)
-            answers.append(clean_answer(raw, renderer.turn_end))
+            answers.append(
+                raw.split(renderer.turn_end)[0].strip() if renderer.turn_end else raw.strip()
+            )
     return answers, time.time() - start, tokens
 
 
 def slmtune_extract(run: str, texts: list[str], work: Path, batch_size: int):
+    from slmtune.config import ExtractConfig
     from slmtune.infer.extract import extract
 
     src, out = work / "extract_input.jsonl", work / "extract_output.jsonl"
     rows = [{"id": i, "text": t} for i, t in enumerate(texts)]
     src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    summary = extract(run, str(src), str(out), batch_size=batch_size, overwrite=True, quiet=True)
+    cfg = ExtractConfig(batch_size=batch_size)
+    summary = extract(run, str(src), str(out), cfg, overwrite=True, quiet=True)
     results = [json.loads(line) for line in out.read_text().splitlines()]
     answers = [
         json.dumps(r["output"], ensure_ascii=False) if r["output"] is not None else r.get("raw", "")

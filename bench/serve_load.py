@@ -43,11 +43,11 @@ def main() -> None:
     args = p.parse_args()
 
     from slmtune.data.load import load_examples
-    from slmtune.data.synth import generate, write_jsonl
+    from slmtune.data.synth import synthesize, write_jsonl
 
     work = RESULTS / "work"
     work.mkdir(parents=True, exist_ok=True)
-    write_jsonl(generate("complaints", 64, seed=4), work / "serve_records.jsonl")
+    write_jsonl(synthesize("complaints", 64, seed=4), work / "serve_records.jsonl")
     texts = [
         e.prompt_messages[-1].content for e in load_examples(work / "serve_records.jsonl").examples
     ]

@@ -93,9 +93,9 @@ def main() -> None:
 
 def prepare_data(work: Path, n: int) -> None:
     sys.path.insert(0, str(ROOT))
-    from slmtune.data.synth import generate, write_jsonl
+    from slmtune.data.synth import synthesize, write_jsonl
 
-    write_jsonl(generate("complaints", n, seed=0), work / "train.jsonl")
+    write_jsonl(synthesize("complaints", n, seed=0), work / "train.jsonl")
 
 
 def matmul_peak() -> dict:
@@ -124,22 +124,20 @@ def run_variant(args) -> dict:
     from slmtune.cli import _quiet_libraries
 
     _quiet_libraries()
-    from slmtune.chat import ChatRenderer, choose_template, install_template
     from slmtune.data.load import load_examples
-    from slmtune.models import load_model, load_tokenizer, resolve_model
+    from slmtune.models import load_model, resolve_model
+    from slmtune.run import model_renderer
 
     work = Path(args.workdir)
     path = resolve_model("gemma-3-270m", quiet=True)
-    tokenizer = load_tokenizer(path)
-    install_template(tokenizer, choose_template(tokenizer, "gemma3_text"))
-    renderer = ChatRenderer(tokenizer, max_length=1024)
+    tokenizer, _, renderer = model_renderer(path, max_length=1024)  # as `slmtune train` does
     rows = [renderer.render(e.messages) for e in load_examples(work / "train.jsonl").examples]
     if args.variant == "seeds":
         model = load_model(path)
         start = time.time()
         trainer = seeds_trainer(model, tokenizer, rows, args, work)
     else:
-        from slmtune.train.run import _base_dtype
+        from slmtune.train.train import _base_dtype
 
         cfg = slmtune_config(args, work, VARIANTS[args.variant])
         model = load_model(path, dtype=_base_dtype(cfg))  # as `slmtune train` loads it
@@ -241,7 +239,7 @@ def slmtune_config(args, work: Path, overrides: dict):
 
 
 def slmtune_trainer(cfg, model, tokenizer, rows, work: Path):
-    from slmtune.train.run import _build_trainer, attach_method
+    from slmtune.train.train import _build_trainer, attach_method
 
     model = attach_method(model, cfg)
     return _build_trainer(cfg, work / "out", model, tokenizer, rows, [])

@@ -14,6 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from slmtune.errors import ConfigError
 
 SEED_LORA_TARGETS = "all-linear"
+DEFAULT_MAX_NEW_TOKENS = 256  # answer length limit everywhere one is not given
+DEFAULT_MAX_LENGTH = 1024  # tokens per example (prompt + answer), as in the seeds' recipe
+
+
+def flag(name: str) -> dict:
+    """Field metadata: the command-line flag(s) when not `--field-name` (`--a/--b` for bools)."""
+    return {"json_schema_extra": {"flag": name}}
 
 
 class TrainConfig(BaseModel):
@@ -28,9 +35,13 @@ class TrainConfig(BaseModel):
     skip_invalid: bool = Field(False, description="drop invalid records instead of failing")
     template: str = Field("auto", description="chat template: auto, hf, gemma, chatml, qwen3")
     last_turn_only: bool = Field(False, description="train only the final assistant turn")
-    max_length: int = Field(1024, gt=8, description="tokens per example (prompt is cut first)")
+    max_length: int = Field(
+        DEFAULT_MAX_LENGTH, gt=8, description="tokens per example (prompt is cut first)"
+    )
 
-    method: Literal["lora", "full", "qlora"] = Field("lora", description="what is trained")
+    method: Literal["lora", "full", "qlora"] = Field(
+        "lora", description="what is trained (qlora: CUDA only)"
+    )
     lora_r: int = Field(8, gt=0, description="LoRA rank")
     lora_alpha: int = Field(32, gt=0, description="LoRA alpha (scale = alpha / r)")
     lora_dropout: float = Field(0.1, ge=0, lt=1, description="dropout on the LoRA input")
@@ -60,7 +71,11 @@ class TrainConfig(BaseModel):
     group_by_length: bool = Field(
         True, description="batch examples of similar length (ignored with packing)"
     )
-    labels_only_logits: bool = Field(True, description="compute LM head + loss only where trained")
+    labels_only_logits: bool = Field(
+        True,
+        description="compute LM head + loss only where trained",
+        **flag("--labels-only-logits/--full-logits"),
+    )
     gradient_checkpointing: bool = Field(False, description="trade compute for memory")
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="compute dtype: auto = bf16 autocast where supported, else fp32"
@@ -69,6 +84,7 @@ class TrainConfig(BaseModel):
         True,
         description="with bf16 and LoRA, store the frozen base weights in bf16 (half the "
         "memory, no per-step weight casts); trainable LoRA weights stay fp32",
+        **flag("--bf16-base/--fp32-base"),
     )
     threads: int = Field(0, ge=0, description="torch CPU threads; 0 = all cores")
 
@@ -88,6 +104,61 @@ class TrainConfig(BaseModel):
         if self.max_steps == 0 or self.max_steps < -1:
             raise ValueError("max_steps must be a positive number of steps, or -1 to use epochs")
         return self
+
+
+class DecodeConfig(BaseModel):
+    """How answers are decoded: the options predict, chat, eval and extract share."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_new_tokens: int = Field(DEFAULT_MAX_NEW_TOKENS, gt=0, description="answer length limit")
+    batch_size: int = Field(8, gt=0, description="answers decoded at once")
+    temperature: float = Field(0.0, ge=0, description="0 = greedy")
+    system: str | None = Field(
+        None, description="system prompt (default: the one the run was trained with)"
+    )
+    constrain: bool = Field(
+        True,
+        description="JSON tasks: decode only answers valid under the schema (xgrammar)",
+        **flag("--constrain/--no-constrain"),
+    )
+    schema_file: str | None = Field(
+        None, description="JSON Schema file (default: the run's schema.json)", **flag("--schema")
+    )
+
+
+class ExtractConfig(DecodeConfig):
+    """`slmtune extract`: what makes two runs the same job (batch_size aside), so one may
+    resume the other."""
+
+    text_field: str = Field("text", description="the field holding the text to answer")
+    id_field: str = Field("id", description="copied to each result when present")
+    batch_size: int = Field(32, gt=0, description="records decoded at once")
+    engine: Literal["transformers", "vllm"] = Field(
+        "transformers", description="generation engine (vllm: NVIDIA GPU)"
+    )
+
+
+class ServeConfig(BaseModel):
+    """`slmtune serve`: where it listens, how it batches, what it accepts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field("127.0.0.1", description="bind address (non-loopback needs --api-key)")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port")
+    name: str | None = Field(None, description="model name for RUN (default: its directory name)")
+    max_batch: int = Field(32, gt=0, description="requests decoded together (continuous batching)")
+    max_wait_ms: int = Field(20, ge=0, description="idle: how long a request waits for others")
+    max_queue: int = Field(256, gt=0, description="waiting requests before 503")
+    max_tokens_cap: int = Field(1024, gt=0, description="upper bound on a request's max_tokens")
+    default_max_tokens: int = Field(
+        DEFAULT_MAX_NEW_TOKENS, gt=0, description="max_tokens when a request gives none"
+    )
+    max_body_kb: int = Field(1024, gt=0, description="largest request body accepted (413 above)")
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.max_body_kb * 1024
 
 
 def load_config(cls: type[BaseModel], yaml_path: str | None, flags: dict[str, Any]) -> BaseModel:
@@ -116,7 +187,7 @@ def _format_validation(error: ValidationError, yaml_path: str | None) -> str:
     lines = [f"{error.error_count()} problem(s) in the configuration{where}:"]
     for item in error.errors():
         key = ".".join(str(p) for p in item["loc"]) or "config"
-        flag = "--" + key.replace("_", "-")
+        flag = flag_name(error.title, key)
         msg = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             msg = "unknown key"
@@ -124,5 +195,16 @@ def _format_validation(error: ValidationError, yaml_path: str | None) -> str:
     return "\n".join(lines)
 
 
+def flag_name(config: str | type[BaseModel], key: str) -> str:
+    """The command-line flag of a config field (`--no-x` forms left out)."""
+    cls = _CONFIGS.get(config) if isinstance(config, str) else config
+    info = cls.model_fields.get(key) if cls else None
+    extra = (info.json_schema_extra or {}) if info else {}
+    return extra.get("flag", "--" + key.replace("_", "-")).split("/")[0]
+
+
 def dump_config(config: BaseModel, path: Path) -> None:
     path.write_text(yaml.safe_dump(config.model_dump(), sort_keys=False, allow_unicode=True))
+
+
+_CONFIGS = {c.__name__: c for c in (TrainConfig, DecodeConfig, ExtractConfig, ServeConfig)}

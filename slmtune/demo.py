@@ -26,11 +26,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from slmtune.cli import _quiet_libraries
-    from slmtune.config import TrainConfig
-    from slmtune.data.synth import generate, write_jsonl
-    from slmtune.evaluate.run import evaluate
+    from slmtune.config import DecodeConfig, TrainConfig
+    from slmtune.data.synth import synthesize, write_jsonl
+    from slmtune.evaluate.evaluate import evaluate
     from slmtune.models import resolve_model
-    from slmtune.train.run import train
+    from slmtune.run import RunDir
+    from slmtune.train.train import train
 
     _quiet_libraries()
     out = Path(args.out)
@@ -46,12 +47,12 @@ def main(argv: list[str] | None = None) -> None:
 
     step(f"2/5 synthesising complaint data: {args.train} train / {args.test} test records")
     data = out / "data"
-    write_jsonl(generate("complaints", args.train, seed=1), data / "train.jsonl")
-    write_jsonl(generate("complaints", args.test, seed=2), data / "test.jsonl")
+    write_jsonl(synthesize("complaints", args.train, seed=1), data / "train.jsonl")
+    write_jsonl(synthesize("complaints", args.test, seed=2), data / "test.jsonl")
 
     run_dir = out / "run"
     step(f"3/5 fine-tuning with LoRA r={args.lora_r}, {args.epochs:g} epoch(s)")
-    if (run_dir / "slmtune_run.json").exists():
+    if RunDir(run_dir).is_finished():
         print(f"(reusing the finished run in {run_dir}; pass --fresh to retrain)")
     else:
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -75,9 +76,8 @@ def main(argv: list[str] | None = None) -> None:
         str(run_dir),
         str(data / "test.jsonl"),
         str(out / "report"),
+        DecodeConfig(batch_size=16, max_new_tokens=160),
         with_base=True,
-        batch_size=16,
-        max_new_tokens=160,
         quiet=False,
     )
 

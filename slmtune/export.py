@@ -21,7 +21,7 @@ from pathlib import Path
 
 from slmtune.errors import ConfigError
 from slmtune.models.load import DTYPES
-from slmtune.runs import is_run_dir, load_for_inference
+from slmtune.run import RUN_FILE, SCHEMA_FILE, is_run_dir, open_run
 
 EXPORT_DTYPES = ("bf16", "fp16", "fp32")
 
@@ -30,16 +30,16 @@ def export(run: str, out: str, dtype: str = "bf16", overwrite: bool = False) -> 
     if dtype not in EXPORT_DTYPES:
         raise ConfigError(f"--dtype {dtype}: choose one of {', '.join(EXPORT_DTYPES)}")
     if not is_run_dir(run):
-        raise ConfigError(f"{run}: not a finished run directory (no slmtune_run.json)")
+        raise ConfigError(f"{run}: not a finished run directory (no {RUN_FILE})")
     target = Path(out)
     if target.exists() and any(target.iterdir()) and not overwrite:
         raise ConfigError(f"--out {target} is not empty; choose another or pass --overwrite")
 
-    loaded = load_for_inference(run)  # adapter merged in fp32, then cast once
-    model = loaded.model.to(DTYPES[dtype])
+    opened = open_run(run)  # adapter merged in fp32, then cast once
+    model = opened.model.to(DTYPES[dtype])
     generation = model.generation_config
-    generation.eos_token_id = loaded.renderer.stop_token_ids
-    generation.pad_token_id = loaded.tokenizer.pad_token_id
+    generation.eos_token_id = opened.renderer.stop_token_ids
+    generation.pad_token_id = opened.tokenizer.pad_token_id
     generation.do_sample = False
     for knob in ("temperature", "top_p", "top_k"):
         setattr(generation, knob, None)
@@ -47,19 +47,19 @@ def export(run: str, out: str, dtype: str = "bf16", overwrite: bool = False) -> 
     tmp = target.with_name(target.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
-    loaded.tokenizer.save_pretrained(tmp)
-    if loaded.schema is not None:
-        (tmp / "schema.json").write_text(json.dumps(loaded.schema, indent=2, ensure_ascii=False))
-    (tmp / "README.md").write_text(_model_card(run, loaded, dtype), encoding="utf-8")
+    opened.tokenizer.save_pretrained(tmp)
+    if opened.schema is not None:
+        (tmp / SCHEMA_FILE).write_text(json.dumps(opened.schema, indent=2, ensure_ascii=False))
+    (tmp / "README.md").write_text(_model_card(run, opened, dtype), encoding="utf-8")
     if target.exists():
         shutil.rmtree(target)
     os.replace(tmp, target)  # a half-written export is never left under --out
     return target
 
 
-def _model_card(run: str, loaded, dtype: str) -> str:
-    meta = loaded.meta
-    system = loaded.system_prompt
+def _model_card(run: str, opened, dtype: str) -> str:
+    meta = opened.meta
+    system = opened.system_prompt
     messages = ([{"role": "system", "content": system}] if system else []) + [
         {"role": "user", "content": "<your text>"}
     ]

@@ -16,7 +16,7 @@ import pytest
 
 import slmtune  # noqa: F401  (sets the offline switches before transformers is imported)
 from slmtune.config import TrainConfig
-from slmtune.train.run import train
+from slmtune.train.train import train
 from tests.tiny import tiny_model_dir
 
 NETWORK_ATTEMPTS: list[str] = []

@@ -13,12 +13,11 @@ from typer.testing import CliRunner
 
 from slmtune.cli import app
 from slmtune.config import TrainConfig
-from slmtune.data.synth import generate, write_jsonl
-from slmtune.infer.generate import GenerationConfig, build_messages
-from slmtune.infer.generate import generate as generate_answers
+from slmtune.data.synth import synthesize, write_jsonl
+from slmtune.infer.driver import Request, answer_all
 from slmtune.models import resolve_model
-from slmtune.runs import load_for_inference
-from slmtune.train.run import train
+from slmtune.run import open_run
+from slmtune.train.train import train
 
 pytestmark = pytest.mark.slow
 
@@ -26,8 +25,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("e2e")
-    write_jsonl(generate("complaints", 64, seed=7), tmp / "train.jsonl")
-    write_jsonl(generate("complaints", 4, seed=8), tmp / "test.jsonl")
+    write_jsonl(synthesize("complaints", 64, seed=7), tmp / "train.jsonl")
+    write_jsonl(synthesize("complaints", 4, seed=8), tmp / "test.jsonl")
     cfg = TrainConfig(
         data=str(tmp / "train.jsonl"),
         out=str(tmp / "run"),
@@ -45,11 +44,9 @@ def trained_run(tmp_path_factory):
 def test_model_preparation_training_and_predict_never_phone_home(trained_run, network_attempts):
     tmp, run = trained_run
     resolve_model("gemma-3-270m")
-    loaded = load_for_inference(str(run))
+    opened = open_run(str(run))
     text = json.loads((tmp / "test.jsonl").read_text().splitlines()[0])["instruction"]
-    generate_answers(
-        loaded, [build_messages(text, loaded.system_prompt)], GenerationConfig(max_new_tokens=8)
-    )
+    answer_all(opened, [Request(opened.prompt(text), max_new_tokens=8)], batch_size=1)
     assert network_attempts == []
 
 
@@ -65,12 +62,11 @@ def test_lora_training_lowers_the_loss_and_saves_the_adapter(trained_run):
 def test_the_adapter_changes_what_the_model_says(trained_run):
     tmp, run = trained_run
     records = [json.loads(line) for line in (tmp / "test.jsonl").read_text().splitlines()]
-    cfg = GenerationConfig(max_new_tokens=40, batch_size=4)
-    tuned = load_for_inference(str(run))
-    base = load_for_inference(str(run), base_only=True)
-    prompts = [build_messages(r["instruction"], tuned.system_prompt) for r in records]
-    tuned_out = generate_answers(tuned, prompts, cfg)
-    base_out = generate_answers(base, prompts, cfg)
+    tuned = open_run(str(run))
+    base = open_run(str(run), base_only=True)
+    requests = [Request(tuned.prompt(r["instruction"]), max_new_tokens=40) for r in records]
+    tuned_out = [a.text for a in answer_all(tuned, requests, batch_size=4)]
+    base_out = [a.text for a in answer_all(base, requests, batch_size=4)]
     assert tuned_out != base_out
     assert sum(a.lstrip().startswith("{") for a in tuned_out) >= 3, tuned_out
 
@@ -86,7 +82,8 @@ def test_cli_predict_on_the_run(trained_run):
 
 
 def test_extract_on_the_real_model_gives_schema_shaped_answers(trained_run, network_attempts):
-    from slmtune.infer.extract import ExtractSettings, extract
+    from slmtune.config import ExtractConfig
+    from slmtune.infer.extract import extract
 
     tmp, run = trained_run
     schema = json.loads((run / "schema.json").read_text())
@@ -100,8 +97,8 @@ def test_extract_on_the_real_model_gives_schema_shaped_answers(trained_run, netw
         )
     )
     out = tmp / "extract_out.jsonl"
-    settings = ExtractSettings(max_new_tokens=160)
-    summary = extract(str(run), str(src), str(out), settings, batch_size=4, quiet=True)
+    settings = ExtractConfig(max_new_tokens=160, batch_size=4)
+    summary = extract(str(run), str(src), str(out), settings, quiet=True)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == list(range(len(records)))
     answered = [r for r in rows if r["error"] is None]

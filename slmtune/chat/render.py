@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from slmtune.config import DEFAULT_MAX_LENGTH
 from slmtune.data.types import Message
 from slmtune.errors import SlmtuneError
 
@@ -49,7 +50,9 @@ class Rendered:
 class ChatRenderer:
     """Renders conversations with the tokenizer's chat template (see chat/templates.py)."""
 
-    def __init__(self, tokenizer, *, max_length: int = 1024, last_turn_only: bool = False):
+    def __init__(
+        self, tokenizer, *, max_length: int = DEFAULT_MAX_LENGTH, last_turn_only: bool = False
+    ):
         if not getattr(tokenizer, "chat_template", None):
             raise TemplateError("the tokenizer has no chat template; call install_template first")
         self.tokenizer = tokenizer

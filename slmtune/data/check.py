@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from slmtune.chat.render import IGNORE
+from slmtune.config import DEFAULT_MAX_LENGTH
 from slmtune.data.load import iter_examples
 from slmtune.data.types import Example
 from slmtune.errors import Problem
@@ -27,7 +28,7 @@ class CheckReport:
     conflicting_duplicates: int = 0
     prompt_tokens: list[int] = field(default_factory=list)
     answer_tokens: list[int] = field(default_factory=list)
-    max_length: int = 1024
+    max_length: int = DEFAULT_MAX_LENGTH
     too_long: int = 0
 
 
@@ -39,7 +40,7 @@ def check_dataset(
     path: str | Path,
     tokenizer=None,
     fmt: str = "auto",
-    max_length: int = 1024,
+    max_length: int = DEFAULT_MAX_LENGTH,
     render: Callable[[Example], tuple[list[int], list[int]]] | None = None,
 ) -> CheckReport:
     report = CheckReport(str(path), max_length=max_length)

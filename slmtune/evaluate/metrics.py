@@ -20,7 +20,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable
 
-from slmtune.evaluate.parse import parse_json_answer
+from slmtune.run.answer import parse_json_answer
 
 LONG_FIELD_CHARS = 30  # a field whose references average more chars than this is "long text"
 LONG_TEXT_THRESHOLD = 0.8  # long text is right when char similarity >= this

@@ -17,21 +17,21 @@ import json
 SEPARATORS = (", ", ": ")
 
 
-def compiled_grammar(loaded, schema: dict):
-    """Compile `schema` for this model's tokenizer; cached on the Loaded model."""
+def compiled_grammar(opened, schema: dict):
+    """Compile `schema` for this model's tokenizer; cached on the opened run (OpenRun.cache)."""
     import xgrammar as xgr
 
-    cache = loaded.cache.setdefault("grammars", {})
+    cache = opened.cache.setdefault("grammars", {})
     key = json.dumps(schema, sort_keys=True)
     if key not in cache:
-        if "compiler" not in loaded.cache:
+        if "compiler" not in opened.cache:
             info = xgr.TokenizerInfo.from_huggingface(
-                loaded.tokenizer,
-                vocab_size=_vocab_size(loaded.model),
-                stop_token_ids=loaded.renderer.stop_token_ids,
+                opened.tokenizer,
+                vocab_size=_vocab_size(opened.model),
+                stop_token_ids=opened.renderer.stop_token_ids,
             )
-            loaded.cache["compiler"] = xgr.GrammarCompiler(info, max_threads=1)
-        cache[key] = loaded.cache["compiler"].compile_json_schema(
+            opened.cache["compiler"] = xgr.GrammarCompiler(info, max_threads=1)
+        cache[key] = opened.cache["compiler"].compile_json_schema(
             schema, any_whitespace=False, separators=SEPARATORS, strict_mode=True
         )
     return cache[key]

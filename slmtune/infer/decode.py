@@ -41,6 +41,7 @@ from transformers import DynamicCache
 from transformers.cache_utils import Cache, DynamicLayer
 
 from slmtune.errors import ConfigError
+from slmtune.models import cpu_has_bf16
 
 CANDIDATES = 8  # greedy rows: top bf16 logits re-scored in fp32
 PREFILL_ROWS = 4  # prompts per prefill forward: 1 and 16 measured slower on 2 CPU cores
@@ -291,14 +292,8 @@ def _bf16_matmuls(model) -> Bf16Matmuls | None:
     head = model.get_output_embeddings()
     wanted = os.environ.get("SLMTUNE_BF16_MATMUL")
     if wanted is None:
-        cpu = getattr(torch, "cpu", None)
-        capable = (
-            head.weight.device.type == "cpu"
-            and head.weight.dtype == torch.float32
-            and any(getattr(cpu, f, lambda: False)()
-                    for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-        )  # fmt: skip
-        wanted = "1" if capable else "0"
+        on_cpu = head.weight.device.type == "cpu" and head.weight.dtype == torch.float32
+        wanted = "1" if on_cpu and cpu_has_bf16() else "0"
     if wanted not in ("0", "head", "1"):
         raise ConfigError(f"SLMTUNE_BF16_MATMUL={wanted}: use 0, head or 1")
     if wanted == "0" or not isinstance(head, torch.nn.Linear):

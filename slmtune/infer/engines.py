@@ -1,7 +1,7 @@
-"""Generation engines behind predict / eval / extract: same prompts, same answers' shape.
+"""Generation engines behind extract: same requests, same answers' shape.
 
 - `transformers` (default, CPU and GPU): our continuous-batching decode loop over the
-  transformers model, xgrammar-constrained (infer/generate.py, infer/decode.py).
+  transformers model, xgrammar-constrained (infer/driver.py, infer/decode.py).
 - `vllm` (NVIDIA GPU with vLLM installed): offline `LLM.generate` on the run's base model with
   its LoRA adapter and vLLM's structured outputs. The prompt token ids come from our renderer,
   so both engines see the very prompts training saw.
@@ -9,12 +9,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from slmtune.data.types import Message
 from slmtune.errors import ModelError
-from slmtune.infer.generate import Generation, GenerationConfig, generate_many
-from slmtune.runs import Loaded, is_run_dir, load_for_inference, load_renderer_only
+from slmtune.infer.driver import Generation, Request, answer_all
+from slmtune.run import OpenRun, RunDir, is_run_dir, open_renderer, open_run
 
 ENGINES = ("transformers", "vllm")
 
@@ -23,10 +20,10 @@ class TransformersEngine:
     name = "transformers"
 
     def __init__(self, ref: str, dtype: str = "float32"):
-        self.loaded: Loaded = load_for_inference(ref, dtype=dtype)
+        self.opened: OpenRun = open_run(ref, dtype=dtype)
 
-    def generate(self, prompts: list[list[Message]], cfg: GenerationConfig) -> list[Generation]:
-        return generate_many(self.loaded, prompts, cfg)
+    def answer(self, requests: list[Request], batch_size: int) -> list[Generation]:
+        return answer_all(self.opened, requests, batch_size)
 
 
 class VllmEngine:
@@ -46,47 +43,51 @@ class VllmEngine:
 
         if not torch.cuda.is_available():
             raise ModelError("--engine vllm needs an NVIDIA GPU; none is visible here")
-        self.loaded = load_renderer_only(ref)
-        meta = self.loaded.meta
+        self.opened = open_renderer(ref)
+        meta = self.opened.meta
         self.lora = None
         base = meta.get("base_model", ref)
         if is_run_dir(ref) and meta.get("method") == "full":
-            base = str(Path(ref) / "model")
+            base = str(RunDir(ref).model)
         elif is_run_dir(ref):
             from vllm.lora.request import LoRARequest
 
-            self.lora = LoRARequest("run", 1, str(Path(ref) / "adapter"))
+            self.lora = LoRARequest("run", 1, str(RunDir(ref).adapter))
         self.llm = vllm.LLM(
             model=base,
-            tokenizer=str(Path(ref) / "tokenizer") if is_run_dir(ref) else base,
+            tokenizer=str(RunDir(ref).tokenizer) if is_run_dir(ref) else base,
             dtype=dtype,
             enable_lora=self.lora is not None,
             max_lora_rank=64,
         )
 
-    def generate(self, prompts: list[list[Message]], cfg: GenerationConfig) -> list[Generation]:
+    def answer(self, requests: list[Request], batch_size: int) -> list[Generation]:
+        """All requests in one vLLM call (vLLM schedules its own batches)."""
         from vllm import SamplingParams
 
-        renderer = self.loaded.renderer
-        encoded = [renderer.prompt_ids(p) for p in prompts]
-        params = SamplingParams(
-            temperature=cfg.temperature,
-            top_p=cfg.top_p,
-            max_tokens=cfg.max_new_tokens,
-            seed=cfg.seed,
-            stop_token_ids=renderer.stop_token_ids,
-            stop=renderer.stop_strings or None,
-            **_structured(cfg.schema),
-        )
+        renderer = self.opened.renderer
+        encoded = [renderer.prompt_ids(r.messages) for r in requests]
+        params = [
+            SamplingParams(
+                temperature=r.temperature,
+                top_p=r.top_p,
+                max_tokens=r.max_new_tokens,
+                seed=r.seed,
+                stop_token_ids=renderer.stop_token_ids,
+                stop=[*r.stop, *renderer.stop_strings] or None,
+                **_structured(r.schema),
+            )
+            for r in requests
+        ]
         outputs = self.llm.generate(
             [{"prompt_token_ids": ids} for ids, _ in encoded], params, lora_request=self.lora
         )
         results = []
         for (ids, truncated), out in zip(encoded, outputs, strict=True):
             done = out.outputs[0]
-            finished = done.finish_reason == "stop"
+            reason = "stop" if done.finish_reason == "stop" else "length"
             results.append(
-                Generation(done.text.strip(), len(ids), len(done.token_ids), finished, truncated)
+                Generation(done.text.strip(), len(ids), len(done.token_ids), reason, truncated)
             )
         return results
 

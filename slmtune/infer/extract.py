@@ -20,39 +20,25 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
 
+from slmtune.config import ExtractConfig
 from slmtune.data.readers import read_records
 from slmtune.errors import Problem, SlmtuneError
-from slmtune.evaluate.parse import parse_json_answer
-from slmtune.infer.generate import GenerationConfig, build_messages
-from slmtune.infer.schema import load_schema
+from slmtune.infer.driver import requests_for
+from slmtune.run import decoding_schema, parse_json_answer
 
 WINDOW_BATCHES = 4  # records read ahead = batch size × this: room to sort by length
-
-
-@dataclass
-class ExtractSettings:
-    """What makes two runs of `extract` the same job (so one may resume the other)."""
-
-    text_field: str = "text"
-    id_field: str = "id"
-    system: str | None = None
-    constrain: bool = True
-    schema_file: str | None = None
-    max_new_tokens: int = 256
-    engine: str = "transformers"
+NOT_THE_JOB = ("batch_size",)  # settings that change speed, not answers: free on resume
 
 
 def extract(
     run: str,
     input_path: str,
     output: str,
-    settings: ExtractSettings | None = None,
+    cfg: ExtractConfig | None = None,
     *,
-    batch_size: int = 32,
     limit: int | None = None,
     overwrite: bool = False,
     quiet: bool = False,
@@ -62,10 +48,9 @@ def extract(
 
     from slmtune.infer.engines import open_engine
 
-    settings = settings or ExtractSettings()
-    schema = load_schema(settings.schema_file) if settings.schema_file else None
+    cfg = cfg or ExtractConfig()
     out, state_path = Path(output), Path(f"{output}.state.json")
-    job = _job_identity(run, input_path, settings)
+    job = _job_identity(run, input_path, cfg)
     previous = _previous_state(out, state_path, job, overwrite)  # checks only, writes nothing
     total = _count_records(Path(input_path))
     total = min(total, limit) if limit is not None else total
@@ -75,22 +60,16 @@ def extract(
             print(f"{output}: already complete ({done} records); nothing to do")
         return previous.get("summary") or {"records": done}
 
-    engine = open_engine(settings.engine, run)  # a bad run or engine fails before any write
+    engine = open_engine(cfg.engine, run)  # a bad run, engine or schema fails before any write
+    json_task = decoding_schema(engine.opened, cfg.schema_file, constrain=True) is not None
     done = _open_output(out, state_path, job, overwrite)
-    schema = schema or engine.loaded.schema
-    system = settings.system if settings.system is not None else engine.loaded.system_prompt
-    cfg = GenerationConfig(
-        max_new_tokens=settings.max_new_tokens,
-        batch_size=batch_size,
-        schema=schema if settings.constrain else None,
-    )
     records = islice(read_records(input_path), done, limit)
     stats: Counter = Counter()
     start = time.time()
     bar = tqdm(total=total, initial=done, desc="extract", unit="rec", disable=quiet)
     with out.open("ab") as f:
-        for window in _windows(records, batch_size * WINDOW_BATCHES):
-            rows = _answer_window(engine, window, cfg, settings, system, schema is not None, stats)
+        for window in _windows(records, cfg.batch_size * WINDOW_BATCHES):
+            rows = _answer_window(engine, window, cfg, json_task, stats)
             f.write(b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in rows))
             f.flush()
             os.fsync(f.fileno())
@@ -108,7 +87,7 @@ def extract(
 # -- job identity and resume -------------------------------------------------------------
 
 
-def _job_identity(run: str, input_path: str, settings: ExtractSettings) -> dict:
+def _job_identity(run: str, input_path: str, cfg: ExtractConfig) -> dict:
     path = Path(input_path)
     if not path.is_file():
         raise SlmtuneError(f"--input {input_path}: no such file")
@@ -118,7 +97,7 @@ def _job_identity(run: str, input_path: str, settings: ExtractSettings) -> dict:
         "input": str(path.resolve()),
         "input_bytes": stat.st_size,
         "input_mtime_ns": stat.st_mtime_ns,
-        "settings": asdict(settings),
+        "settings": cfg.model_dump(exclude=set(NOT_THE_JOB)),
     }
 
 
@@ -197,16 +176,18 @@ def _windows(records: Iterator, size: int) -> Iterator[list]:
         yield window
 
 
-def _answer_window(engine, window, cfg, settings, system, json_task: bool, stats) -> list[dict]:
+def _answer_window(engine, window, cfg: ExtractConfig, json_task: bool, stats) -> list[dict]:
     """One output row per record of the window, in the window's order."""
-    rows, prompts, waiting = [], [], []
+    rows, texts, waiting = [], [], []
     for _file, where, item in window:
-        row, text = _prepare(where, item, settings)
+        row, text = _prepare(where, item, cfg)
         rows.append(row)
         if text is not None:
-            prompts.append(build_messages(text, system))
+            texts.append(text)
             waiting.append(row)
-    for row, gen in zip(waiting, engine.generate(prompts, cfg) if prompts else [], strict=True):
+    requests = requests_for(engine.opened, texts, cfg)
+    answers = engine.answer(requests, cfg.batch_size) if requests else []
+    for row, gen in zip(waiting, answers, strict=True):
         stats["prompt_tokens"] += gen.prompt_tokens
         stats["new_tokens"] += gen.new_tokens
         if gen.prompt_truncated:
@@ -221,7 +202,7 @@ def _answer_window(engine, window, cfg, settings, system, json_task: bool, stats
     return rows
 
 
-def _prepare(where: str, item, settings: ExtractSettings) -> tuple[dict, str | None]:
+def _prepare(where: str, item, cfg: ExtractConfig) -> tuple[dict, str | None]:
     """The output row skeleton and the text to answer (None when the record is unusable)."""
     number = where.split()[-1]
     row = {
@@ -233,20 +214,20 @@ def _prepare(where: str, item, settings: ExtractSettings) -> tuple[dict, str | N
     if isinstance(item, Problem):
         row["error"] = {"kind": "bad_record", "message": item.message}
         return row, None
-    row["id"] = item.get(settings.id_field)
-    text = item.get(settings.text_field)
+    row["id"] = item.get(cfg.id_field)
+    text = item.get(cfg.text_field)
     if text is None:
         fields = ", ".join(item) or "none"
-        message = f'no field "{settings.text_field}" (fields: {fields}); pass --text-field'
+        message = f'no field "{cfg.text_field}" (fields: {fields}); pass --text-field'
         row["error"] = {"kind": "missing_field", "message": message}
         return row, None
     if isinstance(text, (dict, list)):
-        message = f'field "{settings.text_field}" is a {type(text).__name__}, not text'
+        message = f'field "{cfg.text_field}" is a {type(text).__name__}, not text'
         row["error"] = {"kind": "bad_record", "message": message}
         return row, None
     text = str(text)
     if not text.strip():
-        row["error"] = {"kind": "empty_text", "message": f'field "{settings.text_field}" is empty'}
+        row["error"] = {"kind": "empty_text", "message": f'field "{cfg.text_field}" is empty'}
         return row, None
     return row, text
 

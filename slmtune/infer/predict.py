@@ -6,72 +6,33 @@ import json
 import os
 from pathlib import Path
 
+from slmtune.config import DecodeConfig
 from slmtune.data.load import load_examples
 from slmtune.data.types import Message
-from slmtune.infer.generate import GenerationConfig, build_messages, generate
-from slmtune.infer.schema import decoding_schema
-from slmtune.runs import load_for_inference
+from slmtune.infer.driver import answer_all, requests_for
+from slmtune.run import open_run
 
 
-def predict_text(
-    run: str,
-    text: str,
-    *,
-    system: str | None = None,
-    max_new_tokens: int = 256,
-    temperature: float = 0.0,
-    constrain: bool = True,
-    schema_file: str | None = None,
-) -> str:
-    loaded = load_for_inference(run)
-    prompt = build_messages(text, system if system is not None else loaded.system_prompt)
-    cfg = GenerationConfig(
-        max_new_tokens=max_new_tokens,
-        batch_size=1,
-        temperature=temperature,
-        schema=decoding_schema(loaded, schema_file, constrain),
-    )
-    return generate(loaded, [prompt], cfg)[0]
+def predict_text(run: str, text: str, cfg: DecodeConfig | None = None) -> str:
+    cfg = cfg or DecodeConfig()
+    opened = open_run(run)
+    return answer_all(opened, requests_for(opened, [text], cfg), batch_size=1)[0].text
 
 
-def predict_file(
-    run: str,
-    path: str,
-    out: str | None,
-    *,
-    system: str | None = None,
-    max_new_tokens: int = 256,
-    batch_size: int = 8,
-    temperature: float = 0.0,
-    constrain: bool = True,
-    schema_file: str | None = None,
-) -> int:
+def predict_file(run: str, path: str, out: str | None, cfg: DecodeConfig | None = None) -> int:
     """Answer every record of a data file; its own system prompt wins, else the run's."""
-    loaded = load_for_inference(run)
+    cfg = cfg or DecodeConfig()
+    opened = open_run(run)
     examples = load_examples(path, require_answer=False).examples
-    prompts = []
-    for e in examples:
-        messages = e.prompt_messages
-        if system is not None:
-            messages = [m for m in messages if m.role != "system"]
-            messages = [Message("system", system), *messages]
-        elif loaded.system_prompt and not any(m.role == "system" for m in messages):
-            messages = [Message("system", loaded.system_prompt), *messages]
-        prompts.append(messages)
-    cfg = GenerationConfig(
-        max_new_tokens=max_new_tokens,
-        batch_size=batch_size,
-        temperature=temperature,
-        schema=decoding_schema(loaded, schema_file, constrain),
-    )
-    answers = generate(loaded, prompts, cfg)
+    requests = requests_for(opened, [e.prompt_messages for e in examples], cfg)
+    answers = answer_all(opened, requests, cfg.batch_size)
     rows = [
         {
             "source": e.source,
             **e.meta,
             "input": e.prompt_messages[-1].content,
             "reference": e.answer,
-            "prediction": a,
+            "prediction": a.text,
         }
         for e, a in zip(examples, answers, strict=True)
     ]
@@ -87,11 +48,10 @@ def predict_file(
     return len(rows)
 
 
-def chat_loop(run: str, *, system: str | None = None, max_new_tokens: int = 256) -> None:
-    loaded = load_for_inference(run)
-    system = system if system is not None else loaded.system_prompt
+def chat_loop(run: str, cfg: DecodeConfig | None = None) -> None:
+    cfg = (cfg or DecodeConfig()).model_copy(update={"constrain": False})  # free conversation
+    opened = open_run(run)
     history: list[Message] = []
-    cfg = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=1)
     print("slmtune chat — empty line or Ctrl-D quits, /reset clears the history")
     while True:
         try:
@@ -104,7 +64,6 @@ def chat_loop(run: str, *, system: str | None = None, max_new_tokens: int = 256)
             history = []
             continue
         history.append(Message("user", line))
-        prompt = ([Message("system", system)] if system else []) + history
-        answer = generate(loaded, [prompt], cfg)[0]
+        answer = answer_all(opened, requests_for(opened, [history], cfg), batch_size=1)[0].text
         history.append(Message("assistant", answer))
         print(f"model> {answer}")

@@ -20,19 +20,15 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from slmtune.config import ServeConfig
 from slmtune.data.types import Message
-from slmtune.evaluate.parse import parse_json_answer
-from slmtune.infer.generate import build_messages
-from slmtune.serve.batcher import Batcher, Job, QueueFull, Result, schema_for
+from slmtune.infer import driver
+from slmtune.infer.driver import Generation
+from slmtune.run import parse_json_answer
+from slmtune.serve.batcher import Batcher, Job, QueueFull, schema_for
 from slmtune.serve.metrics import Metrics
 
 log = logging.getLogger("slmtune.serve")
-
-
-class Limits(BaseModel):
-    max_body_bytes: int = 1 << 20
-    max_tokens_cap: int = 1024
-    default_max_tokens: int = 256
 
 
 class ChatMessage(BaseModel):
@@ -62,10 +58,15 @@ class ExtractRequest(BaseModel):
     max_tokens: int | None = Field(None, ge=1)
 
 
-def create_app(pool, *, api_key: str | None = None, limits: Limits | None = None, **batching):
-    limits = limits or Limits()
+def create_app(pool, cfg: ServeConfig, *, api_key: str | None = None):
     metrics = Metrics()
-    batcher = Batcher(pool, metrics=metrics, **batching)
+    batcher = Batcher(
+        pool,
+        max_batch=cfg.max_batch,
+        max_wait_ms=cfg.max_wait_ms,
+        max_queue=cfg.max_queue,
+        metrics=metrics,
+    )
     metrics.queue_depth.set_function(batcher.queue.qsize)
     app = FastAPI(title="slmtune", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -80,8 +81,8 @@ def create_app(pool, *, api_key: str | None = None, limits: Limits | None = None
     async def guard(request: Request, call_next):
         start = time.monotonic()
         try:
-            if await _body_too_big(request, limits.max_body_bytes):
-                response = _error(413, f"request body over {limits.max_body_bytes} bytes")
+            if await _body_too_big(request, cfg.max_body_bytes):
+                response = _error(413, f"request body over {cfg.max_body_bytes} bytes")
             else:
                 response = await call_next(request)
         except Exception:
@@ -105,7 +106,7 @@ def create_app(pool, *, api_key: str | None = None, limits: Limits | None = None
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", "models": list(pool.names)}
+        return {"status": "ok", "models": list(pool.served)}
 
     @app.get("/metrics", dependencies=[Depends(authorized)])
     async def prometheus():
@@ -115,42 +116,42 @@ def create_app(pool, *, api_key: str | None = None, limits: Limits | None = None
     @app.get("/v1/models", dependencies=[Depends(authorized)])
     async def list_models():
         data = [
-            {"id": n, "object": "model", "created": 0, "owned_by": "slmtune"} for n in pool.names
+            {"id": n, "object": "model", "created": 0, "owned_by": "slmtune"} for n in pool.served
         ]
         return {"object": "list", "data": data}
 
     @app.post("/v1/chat/completions", dependencies=[Depends(authorized)])
     async def chat_completions(req: ChatRequest):
         served = _served(pool, req.model)
-        job = Job(
-            served=served,
-            messages=_messages(req.messages, served.view.system_prompt),
-            max_tokens=_max_tokens(req.max_completion_tokens or req.max_tokens, limits),
+        request = driver.Request(
+            served.opened.prompt(_messages(req.messages)),  # the run's system prompt if none
+            max_new_tokens=_max_tokens(req.max_completion_tokens or req.max_tokens, cfg),
             temperature=req.temperature or 0.0,
             top_p=req.top_p,
             seed=req.seed,
             stop=[req.stop] if isinstance(req.stop, str) else list(req.stop or []),
             schema=schema_for(served, req.response_format),
+            adapter=served.adapter,
         )
+        job = Job(served, request)
+        _submit(batcher, job, stream=req.stream)  # a full queue answers 503 before any stream
         if req.stream:
-            job.deltas = asyncio.Queue()
-            _submit(batcher, job)  # a full queue answers 503 before the stream starts
             return StreamingResponse(_stream(job), media_type="text/event-stream")
-        _submit(batcher, job)
         return _completion(job, await _wait(job))
 
     @app.post("/v1/extract", dependencies=[Depends(authorized)])
     async def extract(req: ExtractRequest):
         served = _served(pool, req.model)
-        if served.view.schema is None:
+        if served.opened.schema is None:
             raise HTTPException(400, f"model {served.name} has no answer schema (not a JSON task)")
-        job = Job(
-            served=served,
-            messages=build_messages(req.text, served.view.system_prompt),
-            max_tokens=_max_tokens(req.max_tokens, limits),
-            schema=served.view.schema,
+        request = driver.Request(
+            served.opened.prompt(req.text),
+            max_new_tokens=_max_tokens(req.max_tokens, cfg),
+            schema=served.opened.schema,
+            adapter=served.adapter,
         )
-        _submit(batcher, job)
+        job = Job(served, request)
+        _submit(batcher, job, stream=False)
         result = await _wait(job)
         output, reason = parse_json_answer(result.text)
         error = None
@@ -191,7 +192,7 @@ def _served(pool, name: str | None):
     return served
 
 
-def _messages(messages: list[ChatMessage], system_prompt: str | None) -> list[Message]:
+def _messages(messages: list[ChatMessage]) -> list[Message]:
     out = []
     for m in messages:
         content = m.content
@@ -200,25 +201,22 @@ def _messages(messages: list[ChatMessage], system_prompt: str | None) -> list[Me
         out.append(Message("system" if m.role == "developer" else m.role, content or ""))
     if out[-1].role != "user":
         raise HTTPException(422, "invalid request: messages: the last message must be 'user'")
-    if system_prompt and not any(m.role == "system" for m in out):
-        out.insert(0, Message("system", system_prompt))  # as the run was trained
     return out
 
 
-def _max_tokens(requested: int | None, limits: Limits) -> int:
-    return min(requested or limits.default_max_tokens, limits.max_tokens_cap)
+def _max_tokens(requested: int | None, cfg: ServeConfig) -> int:
+    return min(requested or cfg.default_max_tokens, cfg.max_tokens_cap)
 
 
-def _submit(batcher: Batcher, job: Job) -> None:
-    job.loop = asyncio.get_running_loop()
-    job.future = job.loop.create_future()
+def _submit(batcher: Batcher, job: Job, stream: bool) -> None:
+    job.bind(asyncio.get_running_loop(), stream)
     try:
         batcher.submit(job)
     except QueueFull:
         raise HTTPException(503, "server busy: request queue is full; retry shortly") from None
 
 
-async def _wait(job: Job) -> Result:
+async def _wait(job: Job) -> Generation:
     try:
         return await job.future
     except Exception:
@@ -226,16 +224,16 @@ async def _wait(job: Job) -> Result:
         raise HTTPException(500, "generation failed") from None
 
 
-def _usage(result: Result) -> dict:
-    total = result.prompt_tokens + result.completion_tokens
+def _usage(result: Generation) -> dict:
+    total = result.prompt_tokens + result.new_tokens
     return {
         "prompt_tokens": result.prompt_tokens,
-        "completion_tokens": result.completion_tokens,
+        "completion_tokens": result.new_tokens,
         "total_tokens": total,
     }
 
 
-def _completion(job: Job, result: Result) -> dict:
+def _completion(job: Job, result: Generation) -> dict:
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
         "object": "chat.completion",

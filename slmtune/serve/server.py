@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 
+from slmtune.config import ServeConfig
 from slmtune.errors import ConfigError
-from slmtune.serve.app import Limits, create_app
+from slmtune.serve.app import create_app
 from slmtune.serve.models import ModelPool
 
 
@@ -32,36 +33,24 @@ def is_loopback(host: str) -> bool:
 
 def build_app(
     ref: str,
+    cfg: ServeConfig | None = None,
     *,
-    host: str = "127.0.0.1",
     api_key: str | None = None,
     adapters: list[str] | None = None,
-    name: str | None = None,
-    limits: Limits | None = None,
-    max_batch: int = 32,
-    max_wait_ms: int = 20,
-    max_queue: int = 256,
 ):
-    if not is_loopback(host) and not api_key:
+    cfg = cfg or ServeConfig()
+    if not is_loopback(cfg.host) and not api_key:
         raise ConfigError(
-            f"--host {host} is reachable from other machines; set --api-key (or "
+            f"--host {cfg.host} is reachable from other machines; set --api-key (or "
             "SLMTUNE_API_KEY) to serve beyond 127.0.0.1"
         )
-    pool = ModelPool(ref, parse_adapters(adapters or []), name=name)
-    app = create_app(
-        pool,
-        api_key=api_key,
-        limits=limits,
-        max_batch=max_batch,
-        max_wait_ms=max_wait_ms,
-        max_queue=max_queue,
-    )
-    return app, pool
+    pool = ModelPool(ref, parse_adapters(adapters or []), name=cfg.name)
+    return create_app(pool, cfg, api_key=api_key), pool
 
 
-def serve(ref: str, *, host: str = "127.0.0.1", port: int = 8000, **options) -> None:
+def serve(ref: str, cfg: ServeConfig, *, api_key: str | None, adapters: list[str]) -> None:
     import uvicorn
 
-    app, pool = build_app(ref, host=host, **options)
-    print(f"serving {', '.join(pool.names)} on http://{host}:{port}/v1", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    app, pool = build_app(ref, cfg, api_key=api_key, adapters=adapters)
+    print(f"serving {', '.join(pool.served)} on http://{cfg.host}:{cfg.port}/v1", flush=True)
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")

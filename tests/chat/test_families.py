@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from slmtune.data.types import Message as M
-from slmtune.runs import load_for_inference
+from slmtune.run import open_run
 from tests.tiny import tiny_model_dir
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "templates"
@@ -24,7 +24,7 @@ FAMILIES = [
 def test_family_trains_and_generates(tmp_path, family, fixture, template):
     chat_template = (FIXTURES / fixture).read_text() if fixture else None
     model_dir = tiny_model_dir(tmp_path / family, family, chat_template)
-    loaded = load_for_inference(str(model_dir))
+    loaded = open_run(str(model_dir))
     assert loaded.meta["template"] == template
     messages = [M("system", "提取json"), M("user", "我叫张三"), M("assistant", '{"name": "张三"}')]
     rendered = loaded.renderer.render(messages)

@@ -7,18 +7,18 @@ import re
 
 import pytest
 
-from slmtune.data.synth import generate
+from slmtune.data.synth import synthesize
 from slmtune.data.synth._fragments import ADDRESS_LABELS, EMAIL_LABELS, NAME_LABELS, QUESTION_LABELS
 from slmtune.data.synth.complaints import COMPLAINT_SYSTEM_PROMPT
 from slmtune.errors import SlmtuneError
 
-RECORDS = generate("complaints", 500, seed=0)
+RECORDS = synthesize("complaints", 500, seed=0)
 LABELS = [json.loads(r["output"]) for r in RECORDS]
 
 
 def test_deterministic_for_a_seed():
-    assert generate("complaints", 20, seed=0) == RECORDS[:20]
-    assert generate("complaints", 20, seed=1) != RECORDS[:20]
+    assert synthesize("complaints", 20, seed=0) == RECORDS[:20]
+    assert synthesize("complaints", 20, seed=1) != RECORDS[:20]
 
 
 def test_alpaca_records_with_the_seeds_system_prompt_and_exact_keys():
@@ -59,14 +59,14 @@ def test_many_label_words_are_used(words):
 
 def test_unknown_task_lists_the_known_ones():
     with pytest.raises(SlmtuneError, match="complaints"):
-        generate("recipes", 1, seed=0)
+        synthesize("recipes", 1, seed=0)
 
 
-POLICY = generate("policy-pages", 200, seed=0)
+POLICY = synthesize("policy-pages", 200, seed=0)
 
 
 def test_policy_pages_are_deterministic_and_labelled_from_the_text():
-    assert generate("policy-pages", 5, seed=0) == POLICY[:5]
+    assert synthesize("policy-pages", 5, seed=0) == POLICY[:5]
     for r in POLICY:
         label = json.loads(r["output"])
         assert list(label) == ["title", "publishtime", "content"]

@@ -14,7 +14,7 @@ from slmtune.evaluate.metrics import (
     score,
     score_json,
 )
-from slmtune.evaluate.parse import parse_json_answer
+from slmtune.run import parse_json_answer
 
 
 def j(**kw) -> str:

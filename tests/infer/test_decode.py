@@ -10,8 +10,7 @@ import torch
 
 from slmtune.infer.constrain import compiled_grammar
 from slmtune.infer.decode import DecodeLoop, GrowingCache, Row
-from slmtune.infer.generate import build_messages
-from slmtune.runs import load_for_inference
+from slmtune.run import open_run
 
 TEXTS = [
     "我叫张三",
@@ -24,13 +23,13 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def loaded(tiny_run):
-    return load_for_inference(str(tiny_run))
+    return open_run(str(tiny_run))
 
 
 def _rows(loaded, texts, max_new_tokens=10, **kw) -> list[Row]:
     stops = frozenset(loaded.renderer.stop_token_ids)
     return [
-        Row(loaded.renderer.prompt_ids(build_messages(t, loaded.system_prompt))[0],
+        Row(loaded.renderer.prompt_ids(loaded.prompt(t))[0],
             max_new_tokens, stops, **kw)
         for t in texts
     ]  # fmt: skip
@@ -114,9 +113,9 @@ def test_rows_for_two_adapters_share_a_step(tiny_run):
     from peft import PeftModel
 
     from slmtune.models import load_model
-    from slmtune.runs import load_renderer_only
+    from slmtune.run import open_renderer
 
-    view = load_renderer_only(str(tiny_run))
+    view = open_renderer(str(tiny_run))
     base = load_model(view.meta["base_model"])
     model = PeftModel.from_pretrained(base, tiny_run / "adapter", adapter_name="a")
     model.load_adapter(tiny_run / "adapter", adapter_name="b")

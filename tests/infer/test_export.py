@@ -11,8 +11,7 @@ import torch
 
 from slmtune.errors import ConfigError
 from slmtune.export import export
-from slmtune.infer.generate import build_messages
-from slmtune.runs import load_renderer_only, read_run_meta
+from slmtune.run import RunDir, open_renderer
 
 PROMPTS = ["我叫张三，邮箱zhangsan@qq.com", "住在北京市朝阳区建国路88号", "hello there", "停电了"]
 
@@ -40,13 +39,13 @@ def _adapter_answers(run, prompts) -> list[list[int]]:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    loaded = load_renderer_only(str(run))
-    base = AutoModelForCausalLM.from_pretrained(read_run_meta(run)["base_model"])
+    loaded = open_renderer(str(run))
+    base = AutoModelForCausalLM.from_pretrained(RunDir(run).read_meta()["base_model"])
     model = PeftModel.from_pretrained(base, run / "adapter").eval()
     stops = loaded.renderer.stop_token_ids
     answers = []
     for text in prompts:
-        ids, _ = loaded.renderer.prompt_ids(build_messages(text, loaded.system_prompt))
+        ids, _ = loaded.renderer.prompt_ids(loaded.prompt(text))
         with torch.inference_mode():
             out = model.generate(
                 input_ids=torch.tensor([ids]),
@@ -63,7 +62,7 @@ def test_merged_export_answers_like_the_adapter_in_stock_transformers(tiny_run, 
     out = export(str(tiny_run), str(tmp_path / "exported"), dtype="fp32")
     for name in ("model.safetensors", "config.json", "chat_template.jinja", "schema.json"):
         assert (out / name).is_file(), name
-    system = read_run_meta(tiny_run)["system_prompt"]
+    system = RunDir(tiny_run).read_meta()["system_prompt"]
     stock = subprocess.run(
         [sys.executable, "-c", STOCK, str(out), system, json.dumps(PROMPTS, ensure_ascii=False)],
         capture_output=True,

@@ -13,8 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from slmtune.config import ExtractConfig
 from slmtune.errors import SlmtuneError
-from slmtune.infer.extract import ExtractSettings, extract
+from slmtune.infer.extract import extract
 
 SCHEMA = {  # short strings: a barely trained tiny model still finishes every answer
     "type": "object",
@@ -57,8 +58,8 @@ def test_every_record_once_with_bad_records_flagged(tiny_run, tmp_path, schema_f
     lines[8] = json.dumps({"id": "long", "text": "很长的投诉。" * 200})  # > max_length 128
     src.write_bytes(("\n".join(lines) + "\n").encode() + b'{"id": "b", "text": "\xff\xfe"}\n')
     out = tmp_path / "out.jsonl"
-    settings = ExtractSettings(schema_file=schema_file, max_new_tokens=40)
-    summary = extract(str(tiny_run), str(src), str(out), settings, batch_size=3, quiet=True)
+    settings = ExtractConfig(schema_file=schema_file, max_new_tokens=40, batch_size=3)
+    summary = extract(str(tiny_run), str(src), str(out), settings, quiet=True)
 
     rows = _read(out)
     assert [r["line"] for r in rows] == list(range(1, 12))
@@ -79,7 +80,7 @@ def test_parquet_input_and_id_field(tiny_run, tmp_path, schema_file):
     rows = [{"key": i, "body": r["text"]} for i, r in enumerate(_texts(5))]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "in.parquet")
     out = tmp_path / "out.jsonl"
-    settings = ExtractSettings(text_field="body", id_field="key", schema_file=schema_file)
+    settings = ExtractConfig(text_field="body", id_field="key", schema_file=schema_file)
     extract(str(tiny_run), str(tmp_path / "in.parquet"), str(out), settings, quiet=True)
     result = _read(out)
     assert [r["id"] for r in result] == [0, 1, 2, 3, 4]
@@ -131,11 +132,11 @@ def _read_complete(path) -> list[dict]:
 def test_torn_last_line_is_repaired_on_resume(tiny_run, tmp_path, schema_file):
     src = _write_jsonl(tmp_path / "in.jsonl", _texts(8))
     out = tmp_path / "out.jsonl"
-    settings = ExtractSettings(schema_file=schema_file, max_new_tokens=40)
-    extract(str(tiny_run), str(src), str(out), settings, batch_size=2, limit=5, quiet=True)
+    settings = ExtractConfig(schema_file=schema_file, max_new_tokens=40, batch_size=2)
+    extract(str(tiny_run), str(src), str(out), settings, limit=5, quiet=True)
     data = out.read_bytes()
     out.write_bytes(data[: len(data) - 10])  # a write cut in the middle of record 5
-    extract(str(tiny_run), str(src), str(out), settings, batch_size=2, quiet=True)
+    extract(str(tiny_run), str(src), str(out), settings, quiet=True)
     assert [r["id"] for r in _read(out)] == [f"r{i}" for i in range(8)]
 
 
@@ -148,9 +149,9 @@ def test_output_of_another_job_or_file_is_never_touched(tiny_run, tmp_path, sche
     assert foreign.read_text() == "precious\n"
 
     out = tmp_path / "out.jsonl"
-    settings = ExtractSettings(schema_file=schema_file, max_new_tokens=40)
+    settings = ExtractConfig(schema_file=schema_file, max_new_tokens=40)
     extract(str(tiny_run), str(src), str(out), settings, quiet=True)
-    other = ExtractSettings(schema_file=schema_file, max_new_tokens=40, text_field="body")
+    other = ExtractConfig(schema_file=schema_file, max_new_tokens=40, text_field="body")
     with pytest.raises(SlmtuneError, match="belongs to another job"):
         extract(str(tiny_run), str(src), str(out), other, quiet=True)
     extract(str(tiny_run), str(src), str(out), other, overwrite=True, quiet=True)
@@ -170,7 +171,7 @@ def test_a_bad_schema_file_fails_before_anything_is_written(tiny_run, tmp_path):
     from slmtune.errors import ConfigError
 
     src = _write_jsonl(tmp_path / "in.jsonl", _texts(2))
-    settings = ExtractSettings(schema_file=str(tmp_path / "missing.json"))
+    settings = ExtractConfig(schema_file=str(tmp_path / "missing.json"))
     with pytest.raises(ConfigError, match="missing.json: file not found"):
         extract(str(tiny_run), str(src), str(tmp_path / "o.jsonl"), settings, quiet=True)
     assert not (tmp_path / "o.jsonl").exists()

@@ -7,10 +7,8 @@ import json
 import pytest
 
 from slmtune.errors import ConfigError
-from slmtune.evaluate.parse import parse_json_answer
-from slmtune.infer.generate import GenerationConfig, build_messages, generate_many
-from slmtune.infer.schema import infer_schema, load_schema
-from slmtune.runs import load_for_inference
+from slmtune.infer.driver import Request, answer_all
+from slmtune.run import infer_schema, load_schema, open_run, parse_json_answer
 
 
 def test_schema_keys_types_nullable_lists_and_nesting():
@@ -68,7 +66,7 @@ def test_bad_schema_file_is_a_clear_error(tmp_path):
 def test_training_stores_the_schema_in_the_run(tiny_run):
     schema = json.loads((tiny_run / "schema.json").read_text())
     assert schema["required"] == ["name", "email", "vip"]
-    assert load_for_inference(str(tiny_run)).schema == schema
+    assert open_run(str(tiny_run)).schema == schema
 
 
 SHORT = {  # short strings so a barely trained tiny model can finish its answers
@@ -84,12 +82,11 @@ SHORT = {  # short strings so a barely trained tiny model can finish its answers
 
 
 def test_constrained_answers_parse_with_exactly_the_schema_keys(tiny_run):
-    loaded = load_for_inference(str(tiny_run))
+    opened = open_run(str(tiny_run))
     texts = ["我叫张三", "hello there", "住在北京市朝阳区建国路88号", "邮箱zhangsan@qq.com"]
-    prompts = [build_messages(t, loaded.system_prompt) for t in texts]
-    free = generate_many(loaded, prompts, GenerationConfig(max_new_tokens=40, batch_size=3))
-    cfg = GenerationConfig(max_new_tokens=40, batch_size=3, schema=SHORT)
-    constrained = generate_many(loaded, prompts, cfg)
+    free = answer_all(opened, [Request(opened.prompt(t), 40) for t in texts], batch_size=3)
+    requests = [Request(opened.prompt(t), 40, schema=SHORT) for t in texts]
+    constrained = answer_all(opened, requests, batch_size=3)
     # the barely trained model does not produce this schema by itself ...
     assert not all(parse_json_answer(g.text)[0] for g in free)
     # ... but under the grammar every answer does
@@ -101,7 +98,8 @@ def test_constrained_answers_parse_with_exactly_the_schema_keys(tiny_run):
 
 
 def test_eval_reports_constrained_and_unconstrained_side_by_side(tiny_run, tmp_path):
-    from slmtune.evaluate.run import evaluate
+    from slmtune.config import DecodeConfig
+    from slmtune.evaluate.evaluate import evaluate
 
     schema = tmp_path / "short.json"
     schema.write_text(json.dumps(SHORT))
@@ -113,8 +111,7 @@ def test_eval_reports_constrained_and_unconstrained_side_by_side(tiny_run, tmp_p
         str(tiny_run),
         str(data),
         str(tmp_path / "eval"),
-        max_new_tokens=40,
-        schema_file=str(schema),
+        DecodeConfig(max_new_tokens=40, schema_file=str(schema)),
         compare_unconstrained=True,
         quiet=True,
     )

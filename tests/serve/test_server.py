@@ -14,13 +14,12 @@ import openai
 import pytest
 import uvicorn
 
-from slmtune.config import TrainConfig
+from slmtune.config import ServeConfig, TrainConfig
 from slmtune.errors import ConfigError
-from slmtune.infer.generate import GenerationConfig, build_messages, generate
-from slmtune.runs import load_for_inference
-from slmtune.serve.app import Limits
+from slmtune.infer.driver import Request, answer_all
+from slmtune.run import open_run
 from slmtune.serve.server import build_app
-from slmtune.train.run import train
+from slmtune.train.train import train
 
 SHORT = {  # short strings, so a barely trained tiny model finishes its JSON answers
     "type": "object",
@@ -70,12 +69,8 @@ def short_run(tiny_run, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(short_run):
-    app, _ = build_app(
-        str(short_run),
-        api_key=KEY,
-        name="tiny",
-        limits=Limits(max_tokens_cap=64, max_body_bytes=4096),
-    )
+    cfg = ServeConfig(name="tiny", max_tokens_cap=64, max_body_kb=4)
+    app, _ = build_app(str(short_run), cfg, api_key=KEY)
     srv = Server(app)
     yield srv
     srv.stop()
@@ -179,7 +174,8 @@ def test_concurrent_requests_are_batched(server):
 
 
 def test_a_full_queue_answers_503(short_run):
-    app, _ = build_app(str(short_run), name="tiny", max_batch=1, max_queue=1, max_wait_ms=0)
+    cfg = ServeConfig(name="tiny", max_batch=1, max_queue=1, max_wait_ms=0)
+    app, _ = build_app(str(short_run), cfg)
     srv = Server(app)
     try:
         client = srv.client(key=None)
@@ -200,7 +196,7 @@ def _try(client, i: int) -> str:
 
 def test_two_adapters_on_one_base_answer_as_their_runs(tiny_run, tmp_path):
     other = _second_run(tiny_run, tmp_path)
-    app, pool = build_app(str(tiny_run), name="a", adapters=[f"b={other}"])
+    app, pool = build_app(str(tiny_run), ServeConfig(name="a"), adapters=[f"b={other}"])
     srv = Server(app)
     texts = ["我叫张三", "邮箱zhangsan@qq.com", "hello"]
     try:
@@ -210,9 +206,9 @@ def test_two_adapters_on_one_base_answer_as_their_runs(tiny_run, tmp_path):
     finally:
         srv.stop()
     for name, run in (("a", tiny_run), ("b", other)):
-        loaded = load_for_inference(str(run))
-        prompts = [build_messages(t, loaded.system_prompt) for t in texts]
-        alone = generate(loaded, prompts, GenerationConfig(max_new_tokens=12, batch_size=1))
+        opened = open_run(str(run))
+        requests = [Request(opened.prompt(t), max_new_tokens=12) for t in texts]
+        alone = [a.text for a in answer_all(opened, requests, batch_size=1)]
         assert served[name] == alone, name
     assert served["a"] != served["b"]
 
@@ -240,4 +236,4 @@ def _config(run):
 
 def test_public_bind_without_a_key_is_refused(tiny_run):
     with pytest.raises(ConfigError, match="--api-key"):
-        build_app(str(tiny_run), host="0.0.0.0")
+        build_app(str(tiny_run), ServeConfig(host="0.0.0.0"))

@@ -8,8 +8,8 @@ import pytest
 
 from slmtune.config import TrainConfig
 from slmtune.errors import ConfigError, DataError
-from slmtune.runs import RUN_FILE, load_for_inference
-from slmtune.train.run import train
+from slmtune.run import RUN_FILE, open_run
+from slmtune.train.train import train
 from tests.tiny import tiny_model_dir
 
 
@@ -62,7 +62,7 @@ def test_train_writes_a_complete_run_directory(tmp_path, model_dir):
     logged = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in logged if "loss" in r] == [1, 2, 3, 4]
     # the run opens for inference with the adapter merged
-    loaded = load_for_inference(str(run))
+    loaded = open_run(str(run))
     assert loaded.system_prompt == "提取json"
 
 
@@ -121,7 +121,7 @@ def test_bf16_base_keeps_the_trainable_lora_weights_fp32(tmp_path, model_dir):
     import torch
 
     from slmtune.models import load_model
-    from slmtune.train.run import _base_dtype, attach_method
+    from slmtune.train.train import _base_dtype, attach_method
 
     cfg = _cfg(tmp_path, model_dir, dtype="bfloat16")
     assert _base_dtype(cfg) == "bfloat16"

@@ -8,19 +8,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from slmtune.data.synth.complaints import generate_complaints
+from slmtune.data.synth.policy_pages import generate_policy_pages
 from slmtune.errors import SlmtuneError
 
-GENERATORS: dict[str, Callable[[int, int], list[dict]]] = {"complaints": generate_complaints}
-
-try:  # policy pages are optional until their generator lands
-    from slmtune.data.synth.policy_pages import generate_policy_pages
-
-    GENERATORS["policy-pages"] = generate_policy_pages
-except ImportError:  # pragma: no cover
-    pass
+GENERATORS: dict[str, Callable[[int, int], list[dict]]] = {
+    "complaints": generate_complaints,
+    "policy-pages": generate_policy_pages,
+}
 
 
-def generate(task: str, n: int, seed: int) -> list[dict]:
+def synthesize(task: str, n: int, seed: int) -> list[dict]:
+    """`n` labelled records of a demo task; the same seed gives the same records."""
     if task not in GENERATORS:
         raise SlmtuneError(f"unknown synthetic task '{task}': use one of {', '.join(GENERATORS)}")
     return GENERATORS[task](n, seed)

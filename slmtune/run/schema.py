@@ -21,9 +21,9 @@ import json
 from pathlib import Path
 
 from slmtune.errors import ConfigError
-from slmtune.evaluate.parse import parse_json_answer
+from slmtune.run.answer import parse_json_answer
+from slmtune.run.layout import RunDir
 
-SCHEMA_FILE = "schema.json"
 JSON_SHARE = 0.9  # the same rule as evaluation's task detection
 LENGTH_FACTOR, STRING_MARGIN, ITEMS_MARGIN = 4, 32, 8  # bound = factor x longest + margin
 
@@ -99,7 +99,7 @@ def _json_type(value) -> str:
 def save_schema(run_dir: Path, schema: dict | None) -> None:
     if schema is not None:
         text = json.dumps(schema, indent=2, ensure_ascii=False)
-        (Path(run_dir) / SCHEMA_FILE).write_text(text + "\n", encoding="utf-8")
+        RunDir(run_dir).schema.write_text(text + "\n", encoding="utf-8")
 
 
 def load_schema(path: str | Path) -> dict:
@@ -118,12 +118,12 @@ def load_schema(path: str | Path) -> dict:
 
 def run_schema(run_dir: str | Path) -> dict | None:
     """The schema a run learned in training, or None (free-text task / not a run)."""
-    path = Path(run_dir) / SCHEMA_FILE
+    path = RunDir(run_dir).schema
     return load_schema(path) if path.is_file() else None
 
 
-def decoding_schema(loaded, schema_file: str | None, constrain: bool) -> dict | None:
+def decoding_schema(opened, schema_file: str | None, constrain: bool) -> dict | None:
     """The schema to constrain decoding with: --schema, else the run's; None if off."""
     if not constrain:
         return None
-    return load_schema(schema_file) if schema_file else loaded.schema
+    return load_schema(schema_file) if schema_file else opened.schema

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import torch
 
-from slmtune.chat import ChatRenderer, Rendered, choose_template, install_template
+from slmtune.chat import ChatRenderer, Rendered
 from slmtune.config import TrainConfig, dump_config
 from slmtune.data.load import load_examples
 from slmtune.data.types import Example
 from slmtune.errors import ConfigError, DataError, Problem
-from slmtune.infer.schema import infer_schema, save_schema
-from slmtune.models import load_model, load_tokenizer, resolve_model
-from slmtune.runs import RUN_FILE, save_run_files
+from slmtune.models import cpu_has_bf16, load_model, resolve_model
+from slmtune.run import RunDir, infer_schema, model_renderer, save_run_files, save_schema
+from slmtune.run.open import model_type
 from slmtune.train.batching import Collator, RenderedDataset
 from slmtune.train.callbacks import JsonlLogCallback, ProgressCallback, plot_loss
 from slmtune.train.trainer import SlmTrainer, peak_memory_mb
@@ -32,11 +32,9 @@ def train(cfg: TrainConfig) -> Path:
         torch.set_num_threads(cfg.threads)
 
     model_path = resolve_model(cfg.model)
-    tokenizer = load_tokenizer(model_path)
-    model_type = _model_type(model_path)
-    template = choose_template(tokenizer, model_type, cfg.template)
-    install_template(tokenizer, template)
-    renderer = ChatRenderer(tokenizer, max_length=cfg.max_length, last_turn_only=cfg.last_turn_only)
+    tokenizer, template, renderer = model_renderer(
+        model_path, cfg.template, cfg.max_length, cfg.last_turn_only
+    )
 
     train_examples, eval_examples = _load_data(cfg)
     train_rows = render_examples(train_examples, renderer, "training")
@@ -62,7 +60,7 @@ def train(cfg: TrainConfig) -> Path:
         )
 
     if trainer.is_world_process_zero():
-        save_schema(run_dir, infer_schema([e.answer or "" for e in train_examples]))
+        save_schema(run_dir.path, infer_schema([e.answer or "" for e in train_examples]))
         save_run_files(
             run_dir,
             model=trainer.model,
@@ -70,7 +68,7 @@ def train(cfg: TrainConfig) -> Path:
             meta={
                 "base_model": str(model_path),
                 "model_ref": cfg.model,
-                "model_type": model_type,
+                "model_type": model_type(model_path),
                 "template": template,
                 "method": cfg.method,
                 "max_length": cfg.max_length,
@@ -80,7 +78,7 @@ def train(cfg: TrainConfig) -> Path:
         )
         summary = _write_summary(run_dir, trainer, result, seconds)
         print(json.dumps(summary, indent=2))
-    return run_dir
+    return run_dir.path
 
 
 # -- steps ------------------------------------------------------------------------------
@@ -97,21 +95,19 @@ def _trainable_checksum(model) -> float:
     )
 
 
-def _prepare_run_dir(cfg: TrainConfig) -> Path:
-    run_dir = Path(cfg.out)
+def _prepare_run_dir(cfg: TrainConfig) -> RunDir:
+    run_dir = RunDir(cfg.out)
     if cfg.resume:
         if _last_checkpoint(run_dir) is None:
-            raise ConfigError(f"--resume: {run_dir} has no checkpoint to continue from")
-    elif is_main_process() and (
-        (run_dir / RUN_FILE).exists() or (run_dir / "checkpoints").exists()
-    ):
+            raise ConfigError(f"--resume: {run_dir.path} has no checkpoint to continue from")
+    elif is_main_process() and (run_dir.is_finished() or run_dir.checkpoints.exists()):
         raise ConfigError(
-            f"--out {run_dir} already holds a run; choose another --out, or pass --resume "
+            f"--out {run_dir.path} already holds a run; choose another --out, or pass --resume "
             "to continue it"
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir.path.mkdir(parents=True, exist_ok=True)
     if is_main_process():
-        dump_config(cfg, run_dir / "config.yaml")
+        dump_config(cfg, run_dir.config)
     return run_dir
 
 
@@ -213,30 +209,21 @@ def _use_bf16(cfg: TrainConfig) -> bool:
     return cpu_has_bf16()
 
 
-def cpu_has_bf16() -> bool:
-    """AVX512-BF16 or AMX: the CPU multiplies bf16 natively (about 2x fp32 here)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def _build_trainer(cfg, run_dir, model, tokenizer, train_rows, eval_rows) -> SlmTrainer:
     from transformers import TrainingArguments
 
     report = {"none": [], "tensorboard": ["tensorboard"], "swanlab": ["swanlab"]}[cfg.report_to]
     if cfg.report_to == "tensorboard":
-        os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "tensorboard")
+        os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir.path / "tensorboard")
     if cfg.report_to == "swanlab":
-        os.environ["SWANLAB_LOG_DIR"] = str(run_dir / "swanlog")
+        os.environ["SWANLAB_LOG_DIR"] = str(run_dir.path / "swanlog")
     if cfg.report_to == "swanlab":
         try:
             import swanlab  # noqa: F401
         except ImportError as e:
             raise ConfigError("--report-to swanlab: run `pip install swanlab` first") from e
     args = TrainingArguments(
-        output_dir=str(run_dir / "checkpoints"),
+        output_dir=str(run_dir.checkpoints),
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,
         learning_rate=cfg.lr,
@@ -274,7 +261,7 @@ def _build_trainer(cfg, run_dir, model, tokenizer, train_rows, eval_rows) -> Slm
         eval_dataset=RenderedDataset(eval_rows) if eval_rows else None,
         data_collator=Collator(tokenizer.pad_token_id, packing=cfg.packing),
         labels_only_logits=cfg.labels_only_logits,
-        callbacks=[ProgressCallback(), JsonlLogCallback(run_dir / "train_log.jsonl")],
+        callbacks=[ProgressCallback(), JsonlLogCallback(run_dir.train_log)],
     )
     # Our bar replaces Trainer's own printing of every log dict.
     from transformers.trainer_callback import PrinterCallback
@@ -283,7 +270,7 @@ def _build_trainer(cfg, run_dir, model, tokenizer, train_rows, eval_rows) -> Slm
     return trainer
 
 
-def _write_summary(run_dir: Path, trainer: SlmTrainer, result, seconds: float) -> dict:
+def _write_summary(run_dir: RunDir, trainer: SlmTrainer, result, seconds: float) -> dict:
     log = trainer.state.log_history
     losses = [r["loss"] for r in log if "loss" in r]
     evals = [r["eval_loss"] for r in log if "eval_loss" in r]
@@ -304,21 +291,17 @@ def _write_summary(run_dir: Path, trainer: SlmTrainer, result, seconds: float) -
         "bf16": trainer.args.bf16,
         "processes": world,
     }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    if (run_dir / "train_log.jsonl").exists():
-        plot_loss(run_dir / "train_log.jsonl", run_dir / "loss.png")
+    run_dir.summary.write_text(json.dumps(summary, indent=2))
+    if run_dir.train_log.exists():
+        plot_loss(run_dir.train_log, run_dir.loss_plot)
     return summary
 
 
-def _last_checkpoint(run_dir: Path) -> str | None:
+def _last_checkpoint(run_dir: RunDir) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
-    ckpt = run_dir / "checkpoints"
+    ckpt = run_dir.checkpoints
     return get_last_checkpoint(str(ckpt)) if ckpt.is_dir() else None
-
-
-def _model_type(model_path: Path) -> str:
-    return json.loads((model_path / "config.json").read_text()).get("model_type", "")
 
 
 def common_system_prompt(examples: list[Example]) -> str | None:

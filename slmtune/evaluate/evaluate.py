@@ -10,36 +10,35 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from slmtune.config import DecodeConfig
 from slmtune.data.load import load_examples
-from slmtune.data.types import Example, Message
+from slmtune.data.types import Example
 from slmtune.errors import SlmtuneError
 from slmtune.evaluate.metrics import score
 from slmtune.evaluate.report import format_table, write_predictions, write_report
-from slmtune.infer.generate import GenerationConfig, generate
-from slmtune.infer.schema import decoding_schema
-from slmtune.runs import Loaded, is_run_dir, load_for_inference
+from slmtune.infer.driver import answer_all, requests_for
+from slmtune.run import OpenRun, RunDir, is_run_dir, open_run
 
 
 def evaluate(
     target: str,
     data: str,
     out: str | None = None,
+    cfg: DecodeConfig | None = None,
     *,
     limit: int | None = None,
-    batch_size: int = 8,
-    max_new_tokens: int = 256,
     with_base: bool = False,
     compare: str | None = None,
-    constrain: bool = True,
-    schema_file: str | None = None,
     compare_unconstrained: bool = False,
     quiet: bool = False,
 ) -> dict:
     """Evaluate `target` (and optionally a baseline) on `data`; returns {label: metrics}."""
+    cfg = cfg or DecodeConfig()
+    constrain = cfg.constrain
     examples = load_examples(data).examples[:limit]
     if not examples:
         raise SlmtuneError(f"{data}: no records to evaluate")
-    out_dir = Path(out or (Path(target) / "eval" if is_run_dir(target) else "eval_out"))
+    out_dir = Path(out or (RunDir(target).eval if is_run_dir(target) else "eval_out"))
     out_dir.mkdir(parents=True, exist_ok=True)
 
     contenders: list[tuple[str, dict]] = []
@@ -62,23 +61,19 @@ def evaluate(
     rows: dict[str, list[dict]] = {}
     references = [e.answer or "" for e in examples]
     for label, how in contenders:
-        loaded = load_for_inference(how["ref"], base_only=how["base_only"])
-        cfg = GenerationConfig(
-            max_new_tokens=max_new_tokens,
-            batch_size=batch_size,
-            schema=decoding_schema(loaded, schema_file, how["constrain"]),
-        )
+        opened = open_run(how["ref"], base_only=how["base_only"])
+        how_cfg = cfg.model_copy(update={"constrain": how["constrain"]})
         start = time.time()
-        predictions = _generate_all(loaded, examples, cfg, label, quiet)
+        predictions, constrained = _answer_all(opened, examples, how_cfg, label, quiet)
         seconds = time.time() - start
         metrics = score(references, predictions)
         metrics["records_per_second"] = round(len(examples) / max(seconds, 1e-9), 3)
-        metrics["constrained"] = cfg.schema is not None
+        metrics["constrained"] = constrained
         runs[label] = metrics
         rows[label] = _prediction_rows(examples, predictions, metrics)
         is_target = label == contenders[-1][0]
         write_predictions(out_dir / _predictions_name(label, is_target), rows[label])
-        del loaded  # free the model before loading the next one
+        del opened  # free the model before loading the next one
 
     paths = write_report(out_dir, runs, rows, title=f"slmtune eval: {target} on {data}")
     if not quiet:
@@ -87,27 +82,17 @@ def evaluate(
     return runs
 
 
-def _generate_all(
-    loaded: Loaded,
-    examples: list[Example],
-    cfg: GenerationConfig,
-    label: str,
-    quiet: bool,
-) -> list[str]:
+def _answer_all(
+    opened: OpenRun, examples: list[Example], cfg: DecodeConfig, label: str, quiet: bool
+) -> tuple[list[str], bool]:
+    """The answers to every example, and whether they were schema-constrained."""
     from tqdm.auto import tqdm
 
-    prompts = [_with_system(e.prompt_messages, loaded.system_prompt) for e in examples]
-    bar = tqdm(total=len(prompts), desc=f"eval {label}", unit="rec", disable=quiet)
-    answers = generate(loaded, prompts, cfg, progress=bar.update)
+    requests = requests_for(opened, [e.prompt_messages for e in examples], cfg)
+    bar = tqdm(total=len(requests), desc=f"eval {label}", unit="rec", disable=quiet)
+    answers = answer_all(opened, requests, cfg.batch_size, progress=bar.update)
     bar.close()
-    return answers
-
-
-def _with_system(messages: list[Message], system_prompt: str | None) -> list[Message]:
-    """Records carry their own system prompt; bare texts get the run's, as in training."""
-    if system_prompt and not any(m.role == "system" for m in messages):
-        return [Message("system", system_prompt), *messages]
-    return messages
+    return [a.text for a in answers], requests[0].schema is not None
 
 
 def _prediction_rows(examples: list[Example], predictions: list[str], metrics: dict) -> list[dict]:
