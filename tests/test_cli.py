@@ -110,3 +110,33 @@ def test_chat_and_predict_file_on_a_tiny_model(tmp_path):
 def test_predict_needs_text_or_file(tmp_path):
     result = runner.invoke(app, ["predict", "whatever"])
     assert result.exit_code == 1 and "exactly one of --text or --file" in result.output
+
+
+def test_every_train_config_field_is_a_flag_showing_its_default():
+    from slmtune.config import TrainConfig, flag_name
+
+    result = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0
+    for name in TrainConfig.model_fields:
+        assert flag_name(TrainConfig, name) in result.output, name
+    assert "[default: gemma-3-270m]" in result.output and "[default: 0.0001]" in result.output
+
+
+def test_train_flags_win_over_yaml_and_reach_the_config(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr("slmtune.train.train.train", lambda cfg: seen.append(cfg) or tmp_path)
+    cfg_file = tmp_path / "run.yaml"
+    cfg_file.write_text("data: x.jsonl\nlr: 0.5\nwarmup_ratio: 0.1\n")
+    args = ["train", "-c", str(cfg_file), "--lr", "0.2", "--no-group-by-length", "--full-logits"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (cfg,) = seen
+    assert cfg.lr == 0.2 and cfg.warmup_ratio == 0.1 and cfg.data == "x.jsonl"
+    assert not cfg.group_by_length and not cfg.labels_only_logits and cfg.bf16_base
+
+
+def test_decoding_options_are_validated_by_flag():
+    result = runner.invoke(app, ["predict", "m", "--text", "x", "--max-new-tokens", "0"])
+    assert result.exit_code == 1 and "--max-new-tokens:" in result.output
+    result = runner.invoke(app, ["extract", "m", "--input", "a", "--output", "b", "--engine", "x"])
+    assert result.exit_code == 1 and "--engine:" in result.output
