@@ -155,6 +155,13 @@ class ServeConfig(BaseModel):
         DEFAULT_MAX_NEW_TOKENS, gt=0, description="max_tokens when a request gives none"
     )
     max_body_kb: int = Field(1024, gt=0, description="largest request body accepted (413 above)")
+    max_messages: int = Field(256, gt=0, description="messages per chat request")
+    max_message_chars: int = Field(32_000, gt=0, description="characters per message")
+    max_prompt_chars: int = Field(100_000, gt=0, description="characters of all messages")
+    max_stop: int = Field(4, ge=0, description="stop strings per request")
+    max_stop_chars: int = Field(64, gt=0, description="characters per stop string")
+    max_schema_kb: int = Field(64, gt=0, description="size of a request's JSON Schema")
+    max_schema_depth: int = Field(32, gt=0, description="nesting of a request's JSON Schema")
 
     @property
     def max_body_bytes(self) -> int:

@@ -7,34 +7,66 @@ stop tokens, so an answer ends right after its closing brace.
 
 The decode loop (infer/decode.py) keeps one `xgrammar.GrammarMatcher` per row, fills the
 rows' masks into one bitmask per step and applies it to the batch's logits.
+
+Compiled grammars are kept per opened model in a bounded LRU (a server sees arbitrary
+client schemas: memory must not grow with each new one); compilation is thread-safe, so the
+server compiles on its request threads, never on the decode thread.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import threading
+from collections import OrderedDict
+
+from slmtune.errors import SlmtuneError
 
 # json.dumps' default separators: the layout the training answers were written in.
 SEPARATORS = (", ", ": ")
+GRAMMARS_KEPT = 64  # compiled schemas per model (LRU)
+COMPILER_CACHE_BYTES = 64 << 20  # xgrammar's own cache of compiled pieces
+_LOCK = threading.Lock()
+_NATIVE_PREFIX = re.compile(r"^\[[^\]]*\]\s*\S+:\d+:\s*")  # "[12:00:00] /x/y.cc:42: "
+
+
+class SchemaError(SlmtuneError):
+    """A JSON Schema that cannot be turned into a grammar; the message says where."""
 
 
 def compiled_grammar(opened, schema: dict):
     """Compile `schema` for this model's tokenizer; cached on the opened run (OpenRun.cache)."""
-    import xgrammar as xgr
-
-    cache = opened.cache.setdefault("grammars", {})
     key = json.dumps(schema, sort_keys=True)
-    if key not in cache:
-        if "compiler" not in opened.cache:
-            info = xgr.TokenizerInfo.from_huggingface(
-                opened.tokenizer,
-                vocab_size=_vocab_size(opened.model),
-                stop_token_ids=opened.renderer.stop_token_ids,
-            )
-            opened.cache["compiler"] = xgr.GrammarCompiler(info, max_threads=1)
-        cache[key] = opened.cache["compiler"].compile_json_schema(
+    with _LOCK:
+        cache: OrderedDict = opened.cache.setdefault("grammars", OrderedDict())
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+        compiler = opened.cache.get("compiler") or _compiler(opened)
+    try:
+        grammar = compiler.compile_json_schema(
             schema, any_whitespace=False, separators=SEPARATORS, strict_mode=True
         )
-    return cache[key]
+    except Exception as exc:  # xgrammar reports bad schemas as RuntimeError / ValueError
+        raise SchemaError(_NATIVE_PREFIX.sub("", str(exc)).strip()) from None
+    with _LOCK:
+        cache[key] = grammar
+        while len(cache) > GRAMMARS_KEPT:
+            cache.popitem(last=False)
+    return grammar
+
+
+def _compiler(opened):
+    import xgrammar as xgr
+
+    info = xgr.TokenizerInfo.from_huggingface(
+        opened.tokenizer,
+        vocab_size=_vocab_size(opened.model),
+        stop_token_ids=opened.renderer.stop_token_ids,
+    )
+    compiler = xgr.GrammarCompiler(info, max_threads=1, cache_limit_bytes=COMPILER_CACHE_BYTES)
+    opened.cache["compiler"] = compiler
+    return compiler
 
 
 def _vocab_size(model) -> int:

@@ -44,6 +44,7 @@ from slmtune.errors import ConfigError
 from slmtune.models import cpu_has_bf16
 
 CANDIDATES = 8  # greedy rows: top bf16 logits re-scored in fp32
+MIN_TEMPERATURE = 1e-4  # below it a row is greedy: logits / ~0 would overflow to inf / NaN
 PREFILL_ROWS = 4  # prompts per prefill forward: 1 and 16 measured slower on 2 CPU cores
 
 
@@ -55,14 +56,19 @@ class Row:
     max_new_tokens: int
     stop_ids: frozenset[int]  # any of these ends the answer (not part of it)
     grammar: object | None = None  # compiled xgrammar grammar; None = unconstrained
-    temperature: float = 0.0  # 0 = greedy
+    temperature: float = 0.0  # 0 (or below MIN_TEMPERATURE) = greedy
     top_p: float = 1.0
     seed: int | None = None
     adapter: str | None = None  # PEFT adapter name on a multi-adapter model; None = base
     on_token: Callable[[int], bool] | None = None  # sees each new token; True = stop here
     tag: object = None  # the caller's own bookkeeping
     tokens: list[int] = field(default_factory=list)  # the answer so far
-    finish: str | None = None  # "stop" (stop token / on_token) or "length", once done
+    finish: str | None = None  # "stop" (stop token / on_token), "length" or "error", once done
+    error: Exception | None = None  # what ended a row with finish "error"
+
+    @property
+    def sampled(self) -> bool:
+        return self.temperature >= MIN_TEMPERATURE
 
     def _start(self) -> None:
         self.matcher = None
@@ -71,7 +77,7 @@ class Row:
 
             self.matcher = xgr.GrammarMatcher(self.grammar)
         self.generator = None
-        if self.temperature > 0:
+        if self.sampled:
             self.generator = torch.Generator()
             if self.seed is None:
                 self.generator.seed()
@@ -79,7 +85,20 @@ class Row:
                 self.generator.manual_seed(self.seed)
 
     def _accept(self, token: int) -> bool:
-        """Take the next token; True when the answer is complete."""
+        """Take the next token; True when the answer is complete. A failure in this row's own
+        work (its grammar, its callback) ends this row only, never its neighbours."""
+        if self.finish == "error":
+            return True
+        try:
+            return self._take(token)
+        except Exception as exc:
+            self._fail(exc)
+            return True
+
+    def _fail(self, exc: Exception) -> None:
+        self.finish, self.error = "error", exc
+
+    def _take(self, token: int) -> bool:
         if token in self.stop_ids:
             self.finish = "stop"
             return True
@@ -131,7 +150,10 @@ class DecodeLoop:
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = GrowingCache()
         for row in rows:
-            row._start()
+            try:
+                row._start()
+            except Exception as exc:  # e.g. a grammar that cannot start: this row only
+                row._fail(exc)
         logits = self._forward(ids, mask, positions, cache, rows)
         tokens = self._choose(logits, rows)
         done = [row._accept(int(t)) for row, t in zip(rows, tokens.tolist(), strict=True)]
@@ -178,13 +200,19 @@ class DecodeLoop:
 
             bitmask = xgr.allocate_token_bitmask(len(rows), self.vocab)  # all tokens allowed
             for i in constrained:
-                rows[i].matcher.fill_next_token_bitmask(bitmask, i)
+                try:
+                    rows[i].matcher.fill_next_token_bitmask(bitmask, i)
+                except Exception as exc:  # this row only; it leaves at _accept
+                    rows[i]._fail(exc)
             xgr.apply_token_bitmask_inplace(logits, bitmask.to(logits.device))
         tokens = logits.argmax(-1) if self.head is None else self.head.greedy(logits)
         tokens = tokens.cpu()
         for i, row in enumerate(rows):
-            if row.temperature > 0:
-                tokens[i] = _sample(logits[i].cpu(), row)
+            if row.sampled and row.finish is None:
+                try:
+                    tokens[i] = _sample(logits[i].cpu(), row)
+                except Exception as exc:
+                    row._fail(exc)
         return tokens
 
     def _join(self, rows: list[Row], cache: DynamicCache, mask, tokens) -> None:
@@ -376,10 +404,14 @@ def _pad_mask(mask: torch.Tensor, width: int) -> torch.Tensor:
 
 
 def _sample(logits: torch.Tensor, row: Row) -> int:
-    probs = torch.softmax(logits / row.temperature, dim=-1)
+    """Temperature / top-p sampling in float64; NaN-safe: with no finite probability mass
+    left (NaN logits from the model) the row falls back to the best finite logit."""
+    probs = torch.softmax(logits.double() / row.temperature, dim=-1).nan_to_num(0.0)
     if row.top_p < 1:
         sorted_probs, order = probs.sort(descending=True)
         outside = sorted_probs.cumsum(0) - sorted_probs > row.top_p  # keep the nucleus
         sorted_probs[outside] = 0
         probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
+    if not probs.sum() > 0:
+        return int(logits.nan_to_num(float("-inf")).argmax())
     return int(torch.multinomial(probs, 1, generator=row.generator))

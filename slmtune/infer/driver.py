@@ -64,6 +64,7 @@ class Generation:
     new_tokens: int
     finish_reason: str  # "stop" (stop token or string) | "length" (cut at max_new_tokens)
     prompt_truncated: bool  # the input was shortened to fit the context
+    error: Exception | None = None  # finish_reason "error": what failed (this answer only)
 
     @property
     def finished(self) -> bool:
@@ -101,7 +102,9 @@ class TextWatcher:
         text = self.text()
         self._stream(text, final=True)
         reason = "stop" if self.cut else row.finish
-        return Generation(text, len(row.prompt), len(row.tokens), reason, prompt_truncated)
+        return Generation(
+            text, len(row.prompt), len(row.tokens), reason, prompt_truncated, row.error
+        )
 
     def text(self) -> str:
         text = self._decoded()

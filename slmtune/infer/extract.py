@@ -233,6 +233,9 @@ def _prepare(where: str, item, cfg: ExtractConfig) -> tuple[dict, str | None]:
 
 
 def _fill_answer(row: dict, gen, json_task: bool) -> None:
+    if gen.error is not None:
+        row["error"] = {"kind": "generation_failed", "message": str(gen.error)}
+        return
     if not json_task:
         row["output"] = gen.text
         return

@@ -1,7 +1,9 @@
 """The OpenAI-compatible HTTP API (FastAPI): chat completions, extract, models, health, metrics.
 
 Error bodies follow OpenAI's shape, {"error": {"message", "type", "code"}}, so existing
-clients raise their usual exceptions; no stack trace ever leaves the server.
+clients raise their usual exceptions; no stack trace ever leaves the server. Limits on what
+a client may send are in limits.py; a request's prompt is rendered and its grammar compiled
+on a worker thread (`_prepare`), so the decode thread only ever decodes.
 """
 
 from __future__ import annotations
@@ -16,16 +18,19 @@ from typing import Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from slmtune.chat import TemplateError
 from slmtune.config import ServeConfig
 from slmtune.data.types import Message
 from slmtune.infer import driver
-from slmtune.infer.driver import Generation
+from slmtune.infer.constrain import SchemaError
+from slmtune.infer.driver import Generation, prepare
 from slmtune.run import parse_json_answer
 from slmtune.serve.batcher import Batcher, Job, QueueFull, schema_for
+from slmtune.serve.limits import BodyLimit, HostCheck, check_chat, check_schema, error_body
 from slmtune.serve.metrics import Metrics
 
 log = logging.getLogger("slmtune.serve")
@@ -46,16 +51,18 @@ class ChatRequest(BaseModel):
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-(2**63), le=2**64 - 1)  # what torch's generator takes
     stream: bool = False
     n: int = Field(1, ge=1, le=1)
     response_format: dict | None = None
+    truncate_prompt: bool = False  # slmtune: shorten a prompt over the context, and say so
 
 
 class ExtractRequest(BaseModel):
     model: str | None = None
     text: str = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)
+    truncate_prompt: bool = False
 
 
 def create_app(pool, cfg: ServeConfig, *, api_key: str | None = None):
@@ -69,6 +76,9 @@ def create_app(pool, cfg: ServeConfig, *, api_key: str | None = None):
     )
     metrics.queue_depth.set_function(batcher.queue.qsize)
     app = FastAPI(title="slmtune", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(BodyLimit, limit=cfg.max_body_bytes)  # inside `guard`: still counted
+    if api_key is None:
+        app.add_middleware(HostCheck, bind_host=cfg.host)
 
     def authorized(request: Request) -> None:
         if api_key is None:
@@ -81,10 +91,7 @@ def create_app(pool, cfg: ServeConfig, *, api_key: str | None = None):
     async def guard(request: Request, call_next):
         start = time.monotonic()
         try:
-            if await _body_too_big(request, cfg.max_body_bytes):
-                response = _error(413, f"request body over {cfg.max_body_bytes} bytes")
-            else:
-                response = await call_next(request)
+            response = await call_next(request)
         except Exception:
             log.exception("unhandled error")
             response = _error(500, "internal server error")
@@ -121,26 +128,32 @@ def create_app(pool, cfg: ServeConfig, *, api_key: str | None = None):
         return {"object": "list", "data": data}
 
     @app.post("/v1/chat/completions", dependencies=[Depends(authorized)])
-    async def chat_completions(req: ChatRequest):
+    async def chat_completions(req: ChatRequest, http: Request):
         served = _served(pool, req.model)
+        messages = _messages(req.messages)
+        stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
+        check_chat(messages, stop, cfg)
+        schema = schema_for(served, req.response_format)
+        if schema is not None and schema is not served.opened.schema:
+            check_schema(schema, "response_format.json_schema.schema", cfg)
         request = driver.Request(
-            served.opened.prompt(_messages(req.messages)),  # the run's system prompt if none
+            served.opened.prompt(messages),  # the run's system prompt if none
             max_new_tokens=_max_tokens(req.max_completion_tokens or req.max_tokens, cfg),
             temperature=req.temperature or 0.0,
             top_p=req.top_p,
             seed=req.seed,
-            stop=[req.stop] if isinstance(req.stop, str) else list(req.stop or []),
-            schema=schema_for(served, req.response_format),
+            stop=stop,
+            schema=schema,
             adapter=served.adapter,
         )
-        job = Job(served, request)
-        _submit(batcher, job, stream=req.stream)  # a full queue answers 503 before any stream
+        job = await _prepare(Job(served, request), req.stream, req.truncate_prompt)
+        _submit(batcher, job)  # a full queue answers 503 before any stream starts
         if req.stream:
             return StreamingResponse(_stream(job), media_type="text/event-stream")
-        return _completion(job, await _wait(job))
+        return _completion(job, await _wait(job, http))
 
     @app.post("/v1/extract", dependencies=[Depends(authorized)])
-    async def extract(req: ExtractRequest):
+    async def extract(req: ExtractRequest, http: Request):
         served = _served(pool, req.model)
         if served.opened.schema is None:
             raise HTTPException(400, f"model {served.name} has no answer schema (not a JSON task)")
@@ -150,16 +163,17 @@ def create_app(pool, cfg: ServeConfig, *, api_key: str | None = None):
             schema=served.opened.schema,
             adapter=served.adapter,
         )
-        job = Job(served, request)
-        _submit(batcher, job, stream=False)
-        result = await _wait(job)
+        job = await _prepare(Job(served, request), False, req.truncate_prompt)
+        _submit(batcher, job)
+        result = await _wait(job, http)
         output, reason = parse_json_answer(result.text)
         error = None
         if output is None:
             kind = "max_tokens" if result.finish_reason == "length" else "invalid_json"
             error = {"kind": kind, "message": reason, "raw": result.text}
         usage = _usage(result)
-        return {"model": served.name, "output": output, "error": error, "usage": usage}
+        body = {"model": served.name, "output": output, "error": error, "usage": usage}
+        return body | ({"prompt_truncated": True} if result.prompt_truncated else {})
 
     app.state.batcher, app.state.metrics = batcher, metrics
     return app
@@ -168,21 +182,8 @@ def create_app(pool, cfg: ServeConfig, *, api_key: str | None = None):
 # -- helpers -------------------------------------------------------------------------------
 
 
-async def _body_too_big(request: Request, limit: int) -> bool:
-    length = request.headers.get("content-length")
-    if length is not None:
-        return length.isdigit() and int(length) > limit
-    if request.method == "POST":  # chunked upload: measure what came
-        return len(await request.body()) > limit
-    return False
-
-
-def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
-    kinds = {401: "authentication_error", 404: "not_found_error", 413: "request_too_large",
-             422: "invalid_request_error", 503: "server_busy"}  # fmt: skip
-    kind = kinds.get(status, "invalid_request_error" if status < 500 else "server_error")
-    body = {"error": {"message": message, "type": kind, "code": status}}
-    return JSONResponse(body, status_code=status, headers=headers)
+def _error(status: int, message: str, headers: dict | None = None) -> Response:
+    return Response(error_body(status, message), status, headers, media_type="application/json")
 
 
 def _served(pool, name: str | None):
@@ -208,17 +209,43 @@ def _max_tokens(requested: int | None, cfg: ServeConfig) -> int:
     return min(requested or cfg.default_max_tokens, cfg.max_tokens_cap)
 
 
-def _submit(batcher: Batcher, job: Job, stream: bool) -> None:
+async def _prepare(job: Job, stream: bool, truncate: bool) -> Job:
+    """Render the prompt and compile the grammar on a worker thread (off the decode thread);
+    refuse what cannot be answered as asked, naming the field."""
     job.bind(asyncio.get_running_loop(), stream)
+    try:
+        job.row = await asyncio.to_thread(prepare, job.served.opened, job.request, job)
+    except SchemaError as exc:
+        raise HTTPException(400, f"response_format.json_schema.schema: {exc}") from None
+    except TemplateError as exc:
+        raise HTTPException(422, f"invalid request: messages: {exc}") from None
+    if job.row.tag.prompt_truncated and not truncate:
+        limit = job.served.opened.renderer.max_length
+        raise HTTPException(
+            400,
+            f"messages: the prompt is over the model's {limit}-token context; shorten it, "
+            "or pass truncate_prompt: true to cut the last user message to fit",
+        )
+    return job
+
+
+def _submit(batcher: Batcher, job: Job) -> None:
     try:
         batcher.submit(job)
     except QueueFull:
         raise HTTPException(503, "server busy: request queue is full; retry shortly") from None
 
 
-async def _wait(job: Job) -> Generation:
+async def _wait(job: Job, http: Request | None = None) -> Generation:
+    """The answer; a client that goes away cancels its request, which frees its row."""
     try:
+        while http is not None and not job.future.done():
+            await asyncio.wait([job.future], timeout=0.5)
+            if not job.future.done() and await http.is_disconnected():
+                job.future.cancel()
         return await job.future
+    except asyncio.CancelledError:
+        raise HTTPException(499, "client closed the request") from None
     except Exception:
         log.exception("generation failed")
         raise HTTPException(500, "generation failed") from None
@@ -247,7 +274,7 @@ def _completion(job: Job, result: Generation) -> dict:
             }
         ],
         "usage": _usage(result),
-    }
+    } | ({"prompt_truncated": True} if result.prompt_truncated else {})
 
 
 async def _stream(job: Job):
@@ -271,4 +298,7 @@ async def _stream(job: Job):
         yield chunk({}, result.finish_reason)
     except HTTPException as exc:
         yield f"data: {json.dumps({'error': {'message': exc.detail, 'code': exc.status_code}})}\n\n"
+    finally:  # the client went away mid-stream (or we are done): free the row
+        if not job.future.done():
+            job.future.cancel()
     yield "data: [DONE]\n\n"

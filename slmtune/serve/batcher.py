@@ -18,7 +18,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from slmtune.infer.driver import Driver, Generation, Request, prepare
+from slmtune.infer.decode import Row
+from slmtune.infer.driver import Driver, Generation, Request
 
 JSON_OBJECT = {"type": "object"}  # response_format json_object without a run schema
 log = logging.getLogger("slmtune.serve")
@@ -37,6 +38,7 @@ class Job:
     loop: asyncio.AbstractEventLoop | None = None
     future: asyncio.Future | None = None
     deltas: asyncio.Queue | None = None  # streaming: text pieces, then None
+    row: Row | None = None  # the decode-loop row, prepared off the decode thread
 
     def bind(self, loop: asyncio.AbstractEventLoop, stream: bool) -> None:
         """Attach to the caller's event loop; the driver's callbacks cross back into it."""
@@ -92,12 +94,7 @@ class Batcher:
         return jobs
 
     def _admit(self, jobs: list[Job]) -> None:
-        rows = []
-        for job in jobs:
-            try:
-                rows.append(prepare(job.served.opened, job.request, tag=job))
-            except Exception as exc:  # e.g. a template error: this request only
-                _finish(job, exc)
+        rows = [job.row for job in jobs if not job.future.done()]  # skip the cancelled
         if not rows:
             return
         try:
@@ -122,7 +119,11 @@ class Batcher:
 
     def _done(self, finished: list[tuple[Job, Generation]]) -> None:
         for job, generation in finished:
-            _finish(job, generation)
+            if generation.error is not None:  # this request failed; its neighbours go on
+                log.error("request failed: %r", generation.error)
+                _finish(job, generation.error)
+            else:
+                _finish(job, generation)
 
 
 def _finish(job: Job, outcome) -> None:

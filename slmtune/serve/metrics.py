@@ -12,6 +12,8 @@ from prometheus_client import (
 )
 
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128)
+# Label values come from this fixed set: a client's arbitrary paths must not each make a series.
+ROUTES = ("/v1/chat/completions", "/v1/extract", "/v1/models", "/health", "/metrics")
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
 
@@ -37,7 +39,7 @@ class Metrics:
         self.queue_depth = Gauge("slmtune_queue_depth", "requests waiting", registry=r)
 
     def request(self, path: str, status: int, seconds: float) -> None:
-        known = path if path.startswith(("/v1/", "/health", "/metrics")) else "other"
+        known = path if path in ROUTES else "other"
         self.requests.labels(known, str(status)).inc()
         self.latency.labels(known).observe(seconds)
         if status >= 400:

@@ -184,3 +184,41 @@ def test_a_bad_bf16_setting_is_a_clear_error(loaded, monkeypatch):
     monkeypatch.setenv("SLMTUNE_BF16_MATMUL", "yes")
     with pytest.raises(ConfigError, match="SLMTUNE_BF16_MATMUL=yes"):
         DecodeLoop(loaded.model, loaded.tokenizer.pad_token_id)
+
+
+def test_a_failing_row_ends_alone_and_its_neighbours_answer_as_alone(loaded):
+    rows = _rows(loaded, TEXTS[:3], max_new_tokens=12)
+    seen: list[int] = []
+
+    def explode(token: int) -> bool:
+        seen.append(token)
+        if len(seen) == 3:
+            raise RuntimeError("boom")
+        return False
+
+    rows[1].on_token = explode
+    loop = DecodeLoop(loaded.model, loaded.tokenizer.pad_token_id)
+    loop.add(rows)
+    while loop.rows:
+        loop.step()
+    assert rows[1].finish == "error" and "boom" in str(rows[1].error)
+    for row in (rows[0], rows[2]):
+        assert row.finish in ("stop", "length") and row.tokens == _alone(loaded, row)
+
+
+def test_a_near_zero_temperature_is_greedy(loaded):
+    (greedy,) = _rows(loaded, TEXTS[:1], max_new_tokens=12)
+    (tiny_t,) = _rows(loaded, TEXTS[:1], max_new_tokens=12, temperature=1e-300, seed=1)
+    assert not tiny_t.sampled
+    assert _alone(loaded, tiny_t) == _alone(loaded, greedy)
+
+
+def test_sampling_survives_nan_logits():
+    from slmtune.infer.decode import _sample
+
+    row = Row([1], 4, frozenset(), temperature=0.7, seed=0)
+    row._start()
+    assert 0 <= _sample(torch.full((16,), float("nan")), row) < 16
+    logits = torch.full((16,), float("nan"))
+    logits[5] = 1.0
+    assert _sample(logits, row) == 5

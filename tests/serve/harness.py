@@ -1,0 +1,54 @@
+"""A real server for the tests: uvicorn on a free loopback port, in a thread."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import threading
+import time
+
+import openai
+import uvicorn
+
+SHORT = {  # short strings, so a barely trained tiny model finishes its JSON answers
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 4},
+        "email": {"type": "string", "maxLength": 6},
+        "vip": {"type": "boolean"},
+    },
+    "required": ["name", "email", "vip"],
+    "additionalProperties": False,
+}
+KEY = "test-key-123"
+
+
+class Server:
+    """uvicorn in a thread on a free loopback port; stopped at teardown."""
+
+    def __init__(self, app):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.time() + 30
+        while not self.server.started and time.time() < deadline:
+            time.sleep(0.05)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def client(self, key: str | None = KEY) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key or "none", max_retries=0)
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def short_run_copy(tiny_run, run):
+    shutil.copytree(tiny_run, run)
+    (run / "schema.json").write_text(json.dumps(SHORT))
+    return run
