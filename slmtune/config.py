@@ -39,8 +39,8 @@ class TrainConfig(BaseModel):
         DEFAULT_MAX_LENGTH, gt=8, description="tokens per example (prompt is cut first)"
     )
 
-    method: Literal["lora", "full", "qlora"] = Field(
-        "lora", description="what is trained (qlora: CUDA only)"
+    method: Literal["lora", "full"] = Field(
+        "lora", description="what is trained: LoRA adapters, or every weight"
     )
     lora_r: int = Field(8, gt=0, description="LoRA rank")
     lora_alpha: int = Field(32, gt=0, description="LoRA alpha (scale = alpha / r)")

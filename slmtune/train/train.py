@@ -156,12 +156,7 @@ def render_examples(examples: list[Example], renderer: ChatRenderer, what: str) 
 
 
 def attach_method(model, cfg: TrainConfig):
-    """Wrap the model for LoRA / QLoRA, or leave it whole for a full fine-tune."""
-    if cfg.method == "qlora" and not torch.cuda.is_available():
-        raise ConfigError(
-            "--method qlora needs an NVIDIA GPU with CUDA and the bitsandbytes package; "
-            "this machine has no GPU: use --method lora (same recipe, full-precision base)"
-        )
+    """Wrap the model for LoRA, or leave it whole for a full fine-tune."""
     if cfg.method == "full":
         trainable = sum(p.numel() for p in model.parameters())
         print(
@@ -170,10 +165,6 @@ def attach_method(model, cfg: TrainConfig):
         return model
     from peft import LoraConfig, get_peft_model
 
-    if cfg.method == "qlora":
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model)
     targets = cfg.lora_targets
     lora = LoraConfig(
         r=cfg.lora_r,

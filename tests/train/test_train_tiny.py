@@ -92,9 +92,11 @@ def test_zero_trained_tokens_fails_loudly(tmp_path, model_dir):
         train(_cfg(tmp_path, model_dir, max_length=9))
 
 
-def test_qlora_on_cpu_is_a_clear_error(tmp_path, model_dir):
-    with pytest.raises(ConfigError, match="qlora needs an NVIDIA GPU"):
-        train(_cfg(tmp_path, model_dir, method="qlora"))
+def test_qlora_is_not_offered_under_a_false_name():
+    from slmtune.config import load_config
+
+    with pytest.raises(ConfigError, match="--method: Input should be 'lora' or 'full'"):
+        load_config(TrainConfig, None, {"data": "x.jsonl", "method": "qlora"})
 
 
 def test_full_fine_tune_saves_a_plain_model(tmp_path, model_dir):
