@@ -15,6 +15,7 @@ record; a different job on the same output is refused rather than mixed in.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -27,7 +28,7 @@ from slmtune.config import ExtractConfig
 from slmtune.data.readers import read_records
 from slmtune.errors import Problem, SlmtuneError
 from slmtune.infer.driver import requests_for
-from slmtune.run import decoding_schema, parse_json_answer
+from slmtune.run import RunDir, decoding_schema, parse_json_answer
 
 WINDOW_BATCHES = 4  # records read ahead = batch size × this: room to sort by length
 NOT_THE_JOB = ("batch_size",)  # settings that change speed, not answers: free on resume
@@ -77,7 +78,8 @@ def extract(
             seconds = max(time.time() - start, 1e-9)
             bar.set_postfix(rec_s=f"{stats['records'] / seconds:.2f}", failed=stats["failed"])
     bar.close()
-    summary = _summary(stats, time.time() - start, done, total)
+    whole_job = _tally(out) if done else stats  # failures of the whole job, not only this part
+    summary = _summary(stats, whole_job, time.time() - start, done, total)
     _write_state(state_path, {**job, "summary": summary})
     if not quiet:
         print(json.dumps(summary, indent=2, ensure_ascii=False))
@@ -98,18 +100,29 @@ def _job_identity(run: str, input_path: str, cfg: ExtractConfig) -> dict:
         "input_bytes": stat.st_size,
         "input_mtime_ns": stat.st_mtime_ns,
         "settings": cfg.model_dump(exclude=set(NOT_THE_JOB)),
+        "schema_sha256": _schema_digest(run, cfg),  # its content: the same path may change
     }
 
 
-def _previous_state(out: Path, state_path: Path, job: dict, overwrite: bool) -> dict | None:
-    """The saved state of this same job (None for a new one); refuses foreign outputs."""
-    if overwrite:
+def _schema_digest(run: str, cfg: ExtractConfig) -> str | None:
+    """Hash of the schema file the answers are constrained by (--schema, else the run's)."""
+    path = Path(cfg.schema_file) if cfg.schema_file else RunDir(run).schema
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:  # no schema (free-text run), or a --schema that fails later with a message
         return None
+
+
+def _previous_state(out: Path, state_path: Path, job: dict, overwrite: bool) -> dict | None:
+    """The saved state of this same job (None for a new one); refuses foreign outputs, with
+    --overwrite too: only a file that extract wrote (it has a state file) is ever replaced."""
     if out.exists() and not state_path.exists():
         raise SlmtuneError(
             f"--output {out} exists and was not written by `slmtune extract`; "
             "choose another --output (nothing was changed)"
         )
+    if overwrite:
+        return None
     if not state_path.exists():
         return None
     previous = json.loads(state_path.read_text())
@@ -249,15 +262,29 @@ def _fill_answer(row: dict, gen, json_task: bool) -> None:
     row["raw"] = gen.text  # nothing is lost: the unparsable answer is kept
 
 
-def _summary(stats: Counter, seconds: float, resumed_at: int, total: int) -> dict:
-    failures = {k.split(":", 1)[1]: v for k, v in sorted(stats.items()) if k.startswith("error:")}
+def _tally(out: Path) -> Counter:
+    """Failures and truncations over every line of OUT (after a resume: the whole job)."""
+    counts: Counter = Counter()
+    with out.open("rb") as f:
+        for line in f:
+            row = json.loads(line)
+            counts["truncated"] += bool(row.get("truncated"))
+            if row.get("error"):
+                counts["failed"] += 1
+                counts[f"error:{row['error']['kind']}"] += 1
+    return counts
+
+
+def _summary(stats: Counter, whole: Counter, seconds: float, resumed_at: int, total: int) -> dict:
+    """`stats`: this invocation (speed, tokens); `whole`: failures of the whole job."""
+    failures = {k.split(":", 1)[1]: v for k, v in sorted(whole.items()) if k.startswith("error:")}
     return {
         "records": total,
         "resumed_after": resumed_at,
         "answered_now": stats["records"],
-        "failed": stats["failed"],
+        "failed": whole["failed"],
         "failures": failures,
-        "truncated": stats["truncated"],
+        "truncated": whole["truncated"],
         "seconds": round(seconds, 2),
         "records_per_second": round(stats["records"] / max(seconds, 1e-9), 3),
         "new_tokens_per_second": round(stats["new_tokens"] / max(seconds, 1e-9), 2),

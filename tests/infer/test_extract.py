@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -176,3 +177,38 @@ def test_a_bad_schema_file_fails_before_anything_is_written(tiny_run, tmp_path):
         extract(str(tiny_run), str(src), str(tmp_path / "o.jsonl"), settings, quiet=True)
     assert not (tmp_path / "o.jsonl").exists()
     assert not (tmp_path / "o.jsonl.state.json").exists()
+
+
+def test_overwrite_never_deletes_a_file_extract_did_not_write(tiny_run, tmp_path):
+    src = _write_jsonl(tmp_path / "in.jsonl", _texts(2))
+    precious = tmp_path / "precious.jsonl"
+    precious.write_text("mine\n")
+    with pytest.raises(SlmtuneError, match="not written by `slmtune extract`"):
+        extract(str(tiny_run), str(src), str(precious), overwrite=True, quiet=True)
+    assert precious.read_text() == "mine\n"
+
+
+def test_the_same_schema_path_with_new_content_is_another_job(tiny_run, tmp_path, schema_file):
+    src = _write_jsonl(tmp_path / "in.jsonl", _texts(2))
+    out = tmp_path / "out.jsonl"
+    settings = ExtractConfig(schema_file=schema_file, max_new_tokens=40)
+    extract(str(tiny_run), str(src), str(out), settings, quiet=True)
+    schema = json.loads(Path(schema_file).read_text())
+    schema["properties"]["name"]["maxLength"] = 2
+    Path(schema_file).write_text(json.dumps(schema))
+    with pytest.raises(SlmtuneError, match="belongs to another job"):
+        extract(str(tiny_run), str(src), str(out), settings, quiet=True)
+
+
+def test_a_resumed_summary_counts_the_failures_of_the_whole_job(tiny_run, tmp_path, schema_file):
+    src = _write_jsonl(tmp_path / "in.jsonl", _texts(6))
+    lines = src.read_text().splitlines()
+    lines[1] = "{broken"
+    src.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out.jsonl"
+    settings = ExtractConfig(schema_file=schema_file, max_new_tokens=40, batch_size=2)
+    first = extract(str(tiny_run), str(src), str(out), settings, limit=3, quiet=True)
+    assert first["failed"] == 1
+    resumed = extract(str(tiny_run), str(src), str(out), settings, quiet=True)
+    assert resumed["resumed_after"] == 3 and resumed["answered_now"] == 3
+    assert resumed["failed"] == 1 and resumed["failures"] == {"bad_record": 1}
