@@ -108,3 +108,15 @@ def tiny_model_dir(path: Path, family: str, chat_template: str | None = None) ->
     cls(cfg).save_pretrained(path)
     tok.save_pretrained(path)
     return path
+
+
+SHORT_SCHEMA = {  # short strings, so a barely trained tiny model finishes its JSON answers
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 4},
+        "email": {"type": "string", "maxLength": 6},
+        "vip": {"type": "boolean"},
+    },
+    "required": ["name", "email", "vip"],
+    "additionalProperties": False,
+}

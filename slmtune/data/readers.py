@@ -19,6 +19,9 @@ JSON_COLUMNS = ("history", "conversations", "conversation", "messages")  # JSON 
 Item = tuple[str, "dict | Problem"]
 
 
+TOO_DEEP = "JSON nested too deeply to read (over ~1000 levels)"
+
+
 def read_records(path: str | Path) -> Iterator[tuple[str, str, dict | Problem]]:
     """Yield (file, where, record-or-problem) for a file or every data file of a directory."""
     path = Path(path)
@@ -62,6 +65,9 @@ def read_jsonl(path: Path) -> Iterator[Item]:
                     Problem(str(path), where, None, f"broken JSON: {e.msg} at column {e.colno}"),
                 )
                 continue
+            except RecursionError:  # the decoder's own depth limit
+                yield where, Problem(str(path), where, None, TOO_DEEP)
+                continue
             if not isinstance(obj, dict):
                 yield (
                     where,
@@ -96,6 +102,9 @@ def read_json(path: Path) -> Iterator[Item]:
                 str(path), f"line {e.lineno}", None, f"broken JSON: {e.msg} at column {e.colno}"
             ),
         )
+        return
+    except RecursionError:
+        yield "file", Problem(str(path), "file", None, TOO_DEEP)
         return
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
@@ -144,6 +153,8 @@ def _csv_record(path: Path, where: str, row: dict) -> dict | Problem:
                 record[key] = json.loads(value)
             except json.JSONDecodeError as e:
                 return Problem(str(path), where, key, f"cell is not valid JSON: {e.msg}")
+            except RecursionError:
+                return Problem(str(path), where, key, TOO_DEEP)
         elif key in record and not value:
             del record[key]
     return record

@@ -17,17 +17,7 @@ import pytest
 from slmtune.config import ExtractConfig
 from slmtune.errors import SlmtuneError
 from slmtune.infer.extract import extract
-
-SCHEMA = {  # short strings: a barely trained tiny model still finishes every answer
-    "type": "object",
-    "properties": {
-        "name": {"type": "string", "maxLength": 4},
-        "email": {"type": "string", "maxLength": 6},
-        "vip": {"type": "boolean"},
-    },
-    "required": ["name", "email", "vip"],
-    "additionalProperties": False,
-}
+from tests.tiny import SHORT_SCHEMA as SCHEMA
 
 
 @pytest.fixture

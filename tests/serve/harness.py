@@ -11,16 +11,8 @@ import time
 import openai
 import uvicorn
 
-SHORT = {  # short strings, so a barely trained tiny model finishes its JSON answers
-    "type": "object",
-    "properties": {
-        "name": {"type": "string", "maxLength": 4},
-        "email": {"type": "string", "maxLength": 6},
-        "vip": {"type": "boolean"},
-    },
-    "required": ["name", "email", "vip"],
-    "additionalProperties": False,
-}
+from tests.tiny import SHORT_SCHEMA as SHORT  # noqa: F401  (the server tests' schema)
+
 KEY = "test-key-123"
 
 
