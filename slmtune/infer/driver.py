@@ -62,7 +62,7 @@ class Generation:
     text: str
     prompt_tokens: int
     new_tokens: int
-    finish_reason: str  # "stop" (stop token or string) | "length" (cut at max_new_tokens)
+    finish_reason: str  # "stop" (token or string) | "length" (max_new_tokens) | "error"
     prompt_truncated: bool  # the input was shortened to fit the context
     error: Exception | None = None  # finish_reason "error": what failed (this answer only)
 
