@@ -186,15 +186,15 @@ def load_config(cls: type[BaseModel], yaml_path: str | None, flags: dict[str, An
     try:
         return cls(**values)
     except ValidationError as e:
-        raise ConfigError(_format_validation(e, yaml_path)) from None
+        raise ConfigError(_format_validation(e, cls, yaml_path)) from None
 
 
-def _format_validation(error: ValidationError, yaml_path: str | None) -> str:
+def _format_validation(error: ValidationError, cls: type[BaseModel], yaml_path: str | None) -> str:
     where = f" (from flags and {yaml_path})" if yaml_path else ""
     lines = [f"{error.error_count()} problem(s) in the configuration{where}:"]
     for item in error.errors():
         key = ".".join(str(p) for p in item["loc"]) or "config"
-        flag = flag_name(error.title, key)
+        flag = flag_name(cls, key)
         msg = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             msg = "unknown key"
@@ -202,16 +202,12 @@ def _format_validation(error: ValidationError, yaml_path: str | None) -> str:
     return "\n".join(lines)
 
 
-def flag_name(config: str | type[BaseModel], key: str) -> str:
+def flag_name(cls: type[BaseModel], key: str) -> str:
     """The command-line flag of a config field (`--no-x` forms left out)."""
-    cls = _CONFIGS.get(config) if isinstance(config, str) else config
-    info = cls.model_fields.get(key) if cls else None
+    info = cls.model_fields.get(key)
     extra = (info.json_schema_extra or {}) if info else {}
     return extra.get("flag", "--" + key.replace("_", "-")).split("/")[0]
 
 
 def dump_config(config: BaseModel, path: Path) -> None:
     path.write_text(yaml.safe_dump(config.model_dump(), sort_keys=False, allow_unicode=True))
-
-
-_CONFIGS = {c.__name__: c for c in (TrainConfig, DecodeConfig, ExtractConfig, ServeConfig)}

@@ -126,4 +126,9 @@ def decoding_schema(opened, schema_file: str | None, constrain: bool) -> dict | 
     """The schema to constrain decoding with: --schema, else the run's; None if off."""
     if not constrain:
         return None
-    return load_schema(schema_file) if schema_file else opened.schema
+    if not schema_file:
+        return opened.schema
+    files = opened.cache.setdefault("schema_files", {})  # read once, not per batch or turn
+    if schema_file not in files:
+        files[schema_file] = load_schema(schema_file)
+    return files[schema_file]

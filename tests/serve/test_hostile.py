@@ -21,7 +21,7 @@ ON_TIME = 60  # seconds: a bystander's 12 tokens take well under a second alone
 @pytest.fixture(scope="module")
 def server(short_run):
     """Keyless, on loopback: the setting the Host check protects."""
-    app, pool = build_app(str(short_run), ServeConfig(name="tiny", max_body_kb=200))
+    app, _ = build_app(str(short_run), ServeConfig(name="tiny", max_body_kb=200))
     srv = Server(app)
     srv.app = app
     yield srv
@@ -173,7 +173,7 @@ def _generated_tokens(url: str) -> float:
     return float(line.split()[1])
 
 
-def test_a_schema_key_is_truly_bounded(server):
+def test_schema_requests_still_answer_after_the_hostile_ones(server):
     """The server's own schema requests keep answering after hostile ones (no state leak)."""
     body = {
         "messages": [{"role": "user", "content": "邮箱zhangsan@qq.com"}],
