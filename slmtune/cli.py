@@ -335,14 +335,18 @@ def data_convert(
     dst: str = typer.Argument(..., help="output .jsonl or .json"),
     to: str = typer.Option("messages", help="messages or alpaca"),
     format: str = typer.Option("auto", help="input format"),
+    source: str = typer.Option(
+        "records", "--from", help="records (any data file) or cluener (CLUENER2020 train/dev.json)"
+    ),
 ):
     """Convert a dataset to OpenAI messages or alpaca records.
 
     Example: slmtune data convert data.csv data.jsonl --to messages
+    Example: slmtune data convert cluener/dev.json dev.jsonl --from cluener --to alpaca
     """
     from slmtune.data.convert import convert
 
-    n = convert(src, dst, to=to, fmt=format)
+    n = convert(src, dst, to=to, fmt=format, source=source)
     typer.echo(f"wrote {n} records to {dst}")
 
 

@@ -8,12 +8,14 @@ import os
 import random
 from pathlib import Path
 
+from slmtune.data.cluener import cluener_records
 from slmtune.data.load import load_examples
 from slmtune.data.readers import read_records
 from slmtune.data.types import Example
 from slmtune.errors import DataError, Problem, SlmtuneError
 
 TARGETS = ("messages", "alpaca")
+SOURCES = ("records", "cluener")  # --from: any readable data file, or a CLUENER2020 file
 
 
 def to_alpaca(e: Example) -> dict:
@@ -40,9 +42,24 @@ def to_alpaca(e: Example) -> dict:
     return {**out, **e.meta}
 
 
-def convert(src: str, dst: str, to: str = "messages", fmt: str = "auto") -> int:
+def convert(
+    src: str, dst: str, to: str = "messages", fmt: str = "auto", source: str = "records"
+) -> int:
     if to not in TARGETS:
         raise SlmtuneError(f"--to {to}: use one of {', '.join(TARGETS)}")
+    if source not in SOURCES:
+        raise SlmtuneError(f"--from {source}: use one of {', '.join(SOURCES)}")
+    if source == "cluener":
+        records = cluener_records(src)
+        if to == "alpaca":
+            _write(records, Path(dst))
+            return len(records)
+        tmp = Path(dst).with_name(Path(dst).name + ".alpaca.tmp.jsonl")
+        _write(records, tmp)
+        try:
+            return convert(str(tmp), dst, to)
+        finally:
+            tmp.unlink(missing_ok=True)
     examples = load_examples(src, fmt).examples  # raises DataError listing every problem
     records = [to_alpaca(e) if to == "alpaca" else {**e.to_dict(), **e.meta} for e in examples]
     _write(records, Path(dst))

@@ -13,6 +13,12 @@ class Message:
     content: str
 
 
+def last_user_text(messages: list[Message]) -> str | None:
+    """The content of the last user turn: the input a task's answer is drawn from."""
+    users = [m.content for m in messages if m.role == "user"]
+    return users[-1] if users else None
+
+
 @dataclass
 class Example:
     """One training / evaluation example as a conversation.

@@ -12,12 +12,14 @@ from pathlib import Path
 
 from slmtune.config import DecodeConfig
 from slmtune.data.load import load_examples
-from slmtune.data.types import Example
+from slmtune.data.types import Example, last_user_text
 from slmtune.errors import SlmtuneError
 from slmtune.evaluate.metrics import score
 from slmtune.evaluate.report import format_table, write_predictions, write_report
 from slmtune.infer.driver import answer_all, requests_for
-from slmtune.run import OpenRun, RunDir, is_run_dir, open_run
+from slmtune.run import OpenRun, RunDir, is_run_dir, load_schema, open_run, parse_json_answer
+from slmtune.run.answer import spans, ungrounded, verbatim_paths
+from slmtune.run.schema import run_schema
 
 
 def evaluate(
@@ -60,6 +62,8 @@ def evaluate(
     runs: dict[str, dict] = {}
     rows: dict[str, list[dict]] = {}
     references = [e.answer or "" for e in examples]
+    sources = [last_user_text(e.prompt_messages) or "" for e in examples]
+    verbatim = verbatim_paths(_target_schema(target, cfg.schema_file))
     for label, how in contenders:
         opened = open_run(how["ref"], base_only=how["base_only"])
         how_cfg = cfg.model_copy(update={"constrain": how["constrain"]})
@@ -69,8 +73,11 @@ def evaluate(
         metrics = score(references, predictions)
         metrics["records_per_second"] = round(len(examples) / max(seconds, 1e-9), 3)
         metrics["constrained"] = constrained
+        found = [_grounding(p, s, verbatim) for p, s in zip(predictions, sources, strict=True)]
+        if verbatim:  # answers with a copied field that is not in their input: should be 0
+            metrics["ungrounded"] = sum(bool(bad) for _, bad in found)
         runs[label] = metrics
-        rows[label] = _prediction_rows(examples, predictions, metrics)
+        rows[label] = _prediction_rows(examples, predictions, metrics, found)
         is_target = label == contenders[-1][0]
         write_predictions(out_dir / _predictions_name(label, is_target), rows[label])
         del opened  # free the model before loading the next one
@@ -95,18 +102,35 @@ def _answer_all(
     return [a.text for a in answers], requests[0].schema is not None
 
 
-def _prediction_rows(examples: list[Example], predictions: list[str], metrics: dict) -> list[dict]:
+def _target_schema(target: str, schema_file: str | None) -> dict | None:
+    """The answer schema evaluated against: --schema, else the run's (None: not a run)."""
+    if schema_file:
+        return load_schema(schema_file)
+    return run_schema(target) if is_run_dir(target) else None
+
+
+def _grounding(prediction: str, source: str, verbatim: tuple) -> tuple[dict, list[str]]:
+    """(spans of the verbatim values, the verbatim fields not found in the input)."""
+    if not verbatim:
+        return {}, []
+    answer = parse_json_answer(prediction)[0]
+    return spans(answer, source, verbatim), ungrounded(answer, source, verbatim)
+
+
+def _prediction_rows(
+    examples: list[Example], predictions: list[str], metrics: dict, found: list[tuple]
+) -> list[dict]:
     verdicts = metrics.get("per_record", [{}] * len(examples))
-    return [
-        {
-            "source": e.source,
-            "input": e.prompt_messages[-1].content,
-            "reference": e.answer,
-            "prediction": p,
-            **v,
-        }
-        for e, p, v in zip(examples, predictions, verdicts, strict=True)
-    ]
+    rows = []
+    for e, p, v, (located, bad) in zip(examples, predictions, verdicts, found, strict=True):
+        row = {"source": e.source, "input": e.prompt_messages[-1].content}
+        row |= {"reference": e.answer, "prediction": p, **v}
+        if located:
+            row["spans"] = located
+        if bad:
+            row["ungrounded"] = bad
+        rows.append(row)
+    return rows
 
 
 def _predictions_name(label: str, is_target: bool) -> str:

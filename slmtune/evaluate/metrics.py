@@ -128,6 +128,8 @@ def score_json(
                 c["fp"] += 1
             elif not _absent(r):
                 c["fn"] += 1
+            if scorers[f] == "set":  # list fields: each item is an entity to find
+                _count_items(c, r, p)
             similarity = char_similarity(r, p) if pred is not None else 0.0
             sims[f].append(similarity)
             verdicts[f] = {
@@ -172,11 +174,19 @@ def score_json(
             "support": c["support"],
             "scorer": scorers[f],
         }
+        if scorers[f] == "set":
+            per_field[f]["item_f1"] = _prf(c["item_tp"], c["item_fp"], c["item_fn"])[2]
     extra_fp = sum(
         len([k for k in rec["extra_keys"] if not _absent((rec["parsed"] or {}).get(k))])
         for rec in per_record
     )
     precision, recall, f1 = _prf(tp, fp + extra_fp, fn)
+    items = {}
+    lists = [counts[f] for f in fields if scorers[f] == "set"]
+    if lists:  # NER-style micro P/R/F1: a (field, item) pair per record is right if in the gold
+        tp_, fp_, fn_ = (sum(c[f"item_{k}"] for c in lists) for k in ("tp", "fp", "fn"))
+        p_, r_, f1_ = _prf(tp_, fp_, fn_)
+        items = {"item_precision": p_, "item_recall": r_, "item_f1": f1_}
     return {
         "task": "json",
         "n": n,
@@ -186,11 +196,20 @@ def score_json(
         "precision": precision,
         "recall": recall,
         "f1": f1,
+        **items,
         "missing_keys": missing,
         "extra_keys": extra,
         "per_field": per_field,
         "per_record": per_record,
     }
+
+
+def _count_items(counts: Counter, ref, pred) -> None:
+    as_set = lambda v: {normalize(x) for x in v} if isinstance(v, list) else set()  # noqa: E731
+    r, p = as_set(ref) - {""}, as_set(pred) - {""}
+    counts["item_tp"] += len(r & p)
+    counts["item_fp"] += len(p - r)
+    counts["item_fn"] += len(r - p)
 
 
 def _ratio(a: float, b: float) -> float:

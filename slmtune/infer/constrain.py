@@ -59,14 +59,23 @@ def compiled_grammar(opened, schema: dict):
 def _compiler(opened):
     import xgrammar as xgr
 
-    info = xgr.TokenizerInfo.from_huggingface(
-        opened.tokenizer,
-        vocab_size=_vocab_size(opened.model),
-        stop_token_ids=opened.renderer.stop_token_ids,
-    )
+    info = tokenizer_info(opened)
     compiler = xgr.GrammarCompiler(info, max_threads=1, cache_limit_bytes=COMPILER_CACHE_BYTES)
     opened.cache["compiler"] = compiler
     return compiler
+
+
+def tokenizer_info(opened):
+    """xgrammar's view of the run's tokenizer (each token's bytes), made once per run."""
+    import xgrammar as xgr
+
+    if "tokenizer_info" not in opened.cache:
+        opened.cache["tokenizer_info"] = xgr.TokenizerInfo.from_huggingface(
+            opened.tokenizer,
+            vocab_size=_vocab_size(opened.model),
+            stop_token_ids=opened.renderer.stop_token_ids,
+        )
+    return opened.cache["tokenizer_info"]
 
 
 def _vocab_size(model) -> int:

@@ -60,6 +60,7 @@ class Row:
     top_p: float = 1.0
     seed: int | None = None
     adapter: str | None = None  # PEFT adapter name on a multi-adapter model; None = base
+    grounding: object | None = None  # infer/ground.Grounding: verbatim values; None = off
     on_token: Callable[[int], bool] | None = None  # sees each new token; True = stop here
     tag: object = None  # the caller's own bookkeeping
     tokens: list[int] = field(default_factory=list)  # the answer so far
@@ -105,6 +106,8 @@ class Row:
         self.tokens.append(token)
         if self.matcher is not None:
             self.matcher.accept_token(token)
+        if self.grounding is not None:
+            self.grounding.feed(token)
         if self.on_token is not None and self.on_token(token):
             self.finish = "stop"
         elif len(self.tokens) >= self.max_new_tokens:
@@ -205,6 +208,12 @@ class DecodeLoop:
                 except Exception as exc:  # this row only; it leaves at _accept
                     rows[i]._fail(exc)
             xgr.apply_token_bitmask_inplace(logits, bitmask.to(logits.device))
+        for i, row in enumerate(rows):
+            if row.grounding is not None and row.finish is None:
+                try:
+                    _restrict(logits, i, row.grounding.mask())
+                except Exception as exc:
+                    row._fail(exc)
         tokens = logits.argmax(-1) if self.head is None else self.head.greedy(logits)
         tokens = tokens.cpu()
         for i, row in enumerate(rows):
@@ -401,6 +410,26 @@ def _pad(t: torch.Tensor, width: int) -> torch.Tensor:
 def _pad_mask(mask: torch.Tensor, width: int) -> torch.Tensor:
     missing = width - mask.shape[1]
     return torch.cat([mask.new_zeros(mask.shape[0], missing), mask], dim=1) if missing else mask
+
+
+def _restrict(logits: torch.Tensor, row: int, mask: tuple[bool, list[int]] | None) -> None:
+    """Apply a row's grounding mask (infer/ground.Grounding.mask) to its (already
+    grammar-masked) logits. Should it leave no token the grammar allows, the grammar alone
+    decides this step."""
+    if mask is None:
+        return
+    only, ids = mask
+    index = torch.tensor(ids, dtype=torch.long, device=logits.device)
+    if only:
+        kept = logits[row, index]
+        if torch.isfinite(kept).any():
+            logits[row] = float("-inf")
+            logits[row, index] = kept
+        return
+    left = logits[row].clone()
+    left[index] = float("-inf")
+    if torch.isfinite(left).any():
+        logits[row] = left
 
 
 def _sample(logits: torch.Tensor, row: Row) -> int:

@@ -18,9 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from slmtune.config import DEFAULT_MAX_NEW_TOKENS, DecodeConfig
-from slmtune.data.types import Message
+from slmtune.data.types import Message, last_user_text
 from slmtune.infer.constrain import compiled_grammar
 from slmtune.infer.decode import DecodeLoop, Row
+from slmtune.infer.ground import grounding
 from slmtune.run import OpenRun, decoding_schema
 
 
@@ -34,6 +35,7 @@ class Request:
     top_p: float = 1.0
     seed: int | None = None
     schema: dict | None = None  # constrain the answer to this JSON Schema
+    source: str | None = None  # the input verbatim values copy from; None = the last user turn
     stop: list[str] = field(default_factory=list)  # the caller's stop strings
     adapter: str | None = None  # PEFT adapter of a multi-adapter model; None = as loaded
     on_text: Callable[[str], None] | None = None  # streaming: each new piece of the answer
@@ -69,6 +71,12 @@ class Generation:
     @property
     def finished(self) -> bool:
         return self.finish_reason == "stop"
+
+
+def source_of(request: Request) -> str | None:
+    """The text a request's verbatim values are copied from: its `source`, else the content
+    of its last user turn (the input, as training saw it)."""
+    return request.source if request.source is not None else last_user_text(request.messages)
 
 
 class TextWatcher:
@@ -154,6 +162,7 @@ def prepare(opened: OpenRun, request: Request, tag: object = None) -> Row:
         max_new_tokens=request.max_new_tokens,
         stop_ids=frozenset(renderer.stop_token_ids),
         grammar=compiled_grammar(opened, request.schema) if request.schema else None,
+        grounding=grounding(opened, request.schema, source_of(request)),
         temperature=request.temperature,
         top_p=request.top_p,
         seed=request.seed,

@@ -21,6 +21,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from slmtune.data.readers import read_records
 from slmtune.errors import Problem, SlmtuneError
 from slmtune.infer.driver import requests_for
 from slmtune.run import RunDir, decoding_schema, parse_json_answer
+from slmtune.run.answer import spans, verbatim_paths
 
 WINDOW_BATCHES = 4  # records read ahead = batch size × this: room to sort by length
 NOT_THE_JOB = ("batch_size",)  # settings that change speed, not answers: free on resume
@@ -62,7 +64,8 @@ def extract(
         return previous.get("summary") or {"records": done}
 
     engine = open_engine(cfg.engine, run)  # a bad run, engine or schema fails before any write
-    json_task = decoding_schema(engine.opened, cfg.schema_file, constrain=True) is not None
+    schema = decoding_schema(engine.opened, cfg.schema_file, constrain=True)
+    answers = Answers(schema is not None, verbatim_paths(schema))
     done = _open_output(out, state_path, job, overwrite)
     records = islice(read_records(input_path), done, limit)
     stats: Counter = Counter()
@@ -70,7 +73,7 @@ def extract(
     bar = tqdm(total=total, initial=done, desc="extract", unit="rec", disable=quiet)
     with out.open("ab") as f:
         for window in _windows(records, cfg.batch_size * WINDOW_BATCHES):
-            rows = _answer_window(engine, window, cfg, json_task, stats)
+            rows = _answer_window(engine, window, cfg, answers, stats)
             f.write(b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in rows))
             f.flush()
             os.fsync(f.fileno())
@@ -189,7 +192,15 @@ def _windows(records: Iterator, size: int) -> Iterator[list]:
         yield window
 
 
-def _answer_window(engine, window, cfg: ExtractConfig, json_task: bool, stats) -> list[dict]:
+@dataclass
+class Answers:
+    """What an answer is: JSON (and which of its fields are copied from the input) or text."""
+
+    json: bool
+    verbatim: tuple  # verbatim_paths of the schema: their spans go into each row
+
+
+def _answer_window(engine, window, cfg: ExtractConfig, answers: Answers, stats) -> list[dict]:
     """One output row per record of the window, in the window's order."""
     rows, texts, waiting = [], [], []
     for _file, where, item in window:
@@ -199,14 +210,14 @@ def _answer_window(engine, window, cfg: ExtractConfig, json_task: bool, stats) -
             texts.append(text)
             waiting.append(row)
     requests = requests_for(engine.opened, texts, cfg)
-    answers = engine.answer(requests, cfg.batch_size) if requests else []
-    for row, gen in zip(waiting, answers, strict=True):
+    generations = engine.answer(requests, cfg.batch_size) if requests else []
+    for row, text, gen in zip(waiting, texts, generations, strict=True):
         stats["prompt_tokens"] += gen.prompt_tokens
         stats["new_tokens"] += gen.new_tokens
         if gen.prompt_truncated:
             row["truncated"] = True
             stats["truncated"] += 1
-        _fill_answer(row, gen, json_task)
+        _fill_answer(row, gen, answers, text)
     for row in rows:
         stats["records"] += 1
         if row["error"]:
@@ -245,16 +256,18 @@ def _prepare(where: str, item, cfg: ExtractConfig) -> tuple[dict, str | None]:
     return row, text
 
 
-def _fill_answer(row: dict, gen, json_task: bool) -> None:
+def _fill_answer(row: dict, gen, answers: Answers, text: str) -> None:
     if gen.error is not None:
         row["error"] = {"kind": "generation_failed", "message": str(gen.error)}
         return
-    if not json_task:
+    if not answers.json:
         row["output"] = gen.text
         return
     obj, reason = parse_json_answer(gen.text)
     if obj is not None:
         row["output"] = obj
+        if answers.verbatim:
+            row["spans"] = spans(obj, text, answers.verbatim)
         return
     kind = "invalid_json" if gen.finished else "max_new_tokens"
     message = reason if gen.finished else "answer cut at --max-new-tokens before it ended"

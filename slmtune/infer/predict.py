@@ -9,8 +9,9 @@ from pathlib import Path
 from slmtune.config import DecodeConfig
 from slmtune.data.load import load_examples
 from slmtune.data.types import Message
-from slmtune.infer.driver import answer_all, requests_for
-from slmtune.run import open_run
+from slmtune.infer.driver import answer_all, requests_for, source_of
+from slmtune.run import open_run, parse_json_answer
+from slmtune.run.answer import spans, verbatim_paths
 
 
 def predict_text(run: str, text: str, cfg: DecodeConfig | None = None) -> str:
@@ -26,16 +27,14 @@ def predict_file(run: str, path: str, out: str | None, cfg: DecodeConfig | None 
     examples = load_examples(path, require_answer=False).examples
     requests = requests_for(opened, [e.prompt_messages for e in examples], cfg)
     answers = answer_all(opened, requests, cfg.batch_size)
-    rows = [
-        {
-            "source": e.source,
-            **e.meta,
-            "input": e.prompt_messages[-1].content,
-            "reference": e.answer,
-            "prediction": a.text,
-        }
-        for e, a in zip(examples, answers, strict=True)
-    ]
+    verbatim = verbatim_paths(requests[0].schema) if requests else ()
+    rows = []
+    for e, request, a in zip(examples, requests, answers, strict=True):
+        row = {"source": e.source, **e.meta, "input": e.prompt_messages[-1].content}
+        row |= {"reference": e.answer, "prediction": a.text}
+        if verbatim:
+            row["spans"] = spans(parse_json_answer(a.text)[0], source_of(request), verbatim)
+        rows.append(row)
     if out is None:
         for row in rows:
             print(json.dumps(row, ensure_ascii=False))

@@ -1,9 +1,18 @@
-"""Read a model's JSON answer the way a user would: tolerant of fences and stray text."""
+"""A model's JSON answer: read it the way a user would (tolerant of fences and stray text),
+and say where its verbatim values came from in the input.
+
+A verbatim field is a string (or the strings of a list) that the schema marks
+`"verbatim": true`: its value is copied from the input (infer/ground.py enforces it while
+decoding). `spans` gives each such value's character offsets [start, end) in the input;
+list items are searched in order of appearance, each from the start of the one before, so
+repeated entities get their own places."""
 
 from __future__ import annotations
 
 import json
 import re
+
+# -- reading it ----------------------------------------------------------------------------
 
 FENCE = re.compile(r"```(?:json)?\s*(.*?)\s*```", re.DOTALL)
 
@@ -51,3 +60,107 @@ def _first_object(text: str) -> str | None:
             if depth == 0:
                 return text[start : i + 1]
     return None
+
+
+# -- which fields are verbatim, and where their values are ------------------------------
+
+VERBATIM = "verbatim"  # the JSON Schema keyword we add (xgrammar ignores it)
+ITEM = "[]"  # path step for "an item of this list"
+
+
+# -- which fields --------------------------------------------------------------------------
+
+
+def verbatim_paths(schema: dict | None) -> tuple[tuple[str, ...], ...]:
+    """Paths (keys, with ITEM for list items) of the string values marked verbatim, in the
+    schema's order."""
+    found: list[tuple[str, ...]] = []
+
+    def walk(node, path):
+        if not isinstance(node, dict):
+            return
+        if node.get(VERBATIM) is True and "string" in schema_types(node):
+            found.append(path)
+        for key, sub in (node.get("properties") or {}).items():
+            walk(sub, (*path, key))
+        if isinstance(node.get("items"), dict):
+            walk(node["items"], (*path, ITEM))
+
+    walk(schema, ())
+    return tuple(found)
+
+
+def schema_types(node: dict) -> list:
+    t = node.get("type", [])
+    return t if isinstance(t, list) else [t]
+
+
+def values_at(obj, path: tuple[str, ...]) -> list:
+    """Every value at `path` in a parsed answer (list items expanded), in answer order."""
+    values = [obj]
+    for step in path:
+        nxt = []
+        for v in values:
+            if step == ITEM and isinstance(v, list):
+                nxt.extend(v)
+            elif step != ITEM and isinstance(v, dict) and step in v:
+                nxt.append(v[step])
+        values = nxt
+    return values
+
+
+def field_name(path: tuple[str, ...]) -> str:
+    return ".".join(p for p in path if p != ITEM)
+
+
+# -- where the values came from ------------------------------------------------------------
+
+
+def spans(answer: dict | None, source: str, paths) -> dict:
+    """field -> [start, end) in `source` (a list of them for a list field; None for a null
+    or a value that is not in the source). Items are searched in order of appearance: each
+    from the start of the one before, so repeated entities get their own places."""
+    out: dict = {}
+    if not isinstance(answer, dict):
+        return out
+    for path in paths:
+        values = values_at(answer, path)
+        if ITEM in path:
+            found, start, used = [], 0, set()
+            for v in values:
+                span = _find(source, v, start, used)
+                found.append(span)
+                if span:
+                    start, used = span[0], used | {tuple(span)}
+            out[field_name(path)] = found
+        elif values:
+            out[field_name(path)] = _find(source, values[0], 0, set())
+    return out
+
+
+def _find(source: str, value, start: int, used: set) -> list[int] | None:
+    """The first place of `value` from `start` that no earlier item took, else from the
+    beginning; None when it is not in the source (or not a non-empty string)."""
+    if not isinstance(value, str) or not value:
+        return None
+    for begin in (start, 0):
+        at = source.find(value, begin)
+        while at >= 0 and (at, at + len(value)) in used:
+            at = source.find(value, at + 1)
+        if at >= 0:
+            return [at, at + len(value)]
+    at = source.find(value)
+    return None if at < 0 else [at, at + len(value)]
+
+
+def ungrounded(answer: dict | None, source: str, paths) -> list[str]:
+    """The verbatim fields whose value is not a substring of `source` (should be none)."""
+    if not isinstance(answer, dict):
+        return []
+    bad = []
+    for path in paths:
+        for v in values_at(answer, path):
+            if isinstance(v, str) and v not in source:
+                bad.append(field_name(path))
+                break
+    return bad

@@ -12,7 +12,10 @@ Inference rules, from what the answers show:
 - arrays get an item schema from their elements, nested objects recurse;
 - strings and arrays get a generous length bound (4 x the longest seen + a margin), so a
   model that starts looping inside a value is made to close it and the answer still ends
-  as valid JSON instead of running to the token limit.
+  as valid JSON instead of running to the token limit;
+- given the inputs: a string field (or list-of-strings field) whose every value is a
+  substring of its record's input is marked `"verbatim": true`, so decoding copies it from
+  the input (infer/ground.py); a normalised value (a reformatted date) leaves it unmarked.
 """
 
 from __future__ import annotations
@@ -21,23 +24,43 @@ import json
 from pathlib import Path
 
 from slmtune.errors import ConfigError
-from slmtune.run.answer import parse_json_answer
+from slmtune.run.answer import ITEM, VERBATIM, parse_json_answer, schema_types, values_at
 from slmtune.run.layout import RunDir
 
 JSON_SHARE = 0.9  # the same rule as evaluation's task detection
 LENGTH_FACTOR, STRING_MARGIN, ITEMS_MARGIN = 4, 32, 8  # bound = factor x longest + margin
 
 
-def infer_schema(answers: list[str]) -> dict | None:
-    """JSON Schema of the answers, or None when they are not (≥ 90 %) JSON objects."""
-    objects = [obj for obj in (parse_json_answer(a)[0] for a in answers) if obj is not None]
+def infer_schema(answers: list[str], sources: list[str] | None = None) -> dict | None:
+    """JSON Schema of the answers, or None when they are not (≥ 90 %) JSON objects.
+    `sources`: each answer's input text, to learn which fields are copied from it."""
+    parsed = [parse_json_answer(a)[0] for a in answers]
+    objects = [obj for obj in parsed if obj is not None]
     if not answers or len(objects) < JSON_SHARE * len(answers):
         return None
-    return {
+    schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "answer schema learned from the training data",
         **_object_schema(objects),
     }
+    if sources is not None:
+        pairs = [(obj, src) for obj, src in zip(parsed, sources, strict=True) if obj is not None]
+        _mark_verbatim(schema, (), pairs)
+    return schema
+
+
+def _mark_verbatim(node: dict, path: tuple, pairs: list[tuple[dict, str]]) -> None:
+    """Mark the string schemas under `node` whose every value occurs in its input."""
+    if "string" in schema_types(node):
+        strings = [
+            (v, src) for obj, src in pairs for v in values_at(obj, path) if isinstance(v, str)
+        ]
+        if strings and all(v in src for v, src in strings):
+            node[VERBATIM] = True
+    for key, sub in node.get("properties", {}).items():
+        _mark_verbatim(sub, (*path, key), pairs)
+    if isinstance(node.get("items"), dict):
+        _mark_verbatim(node["items"], (*path, ITEM), pairs)
 
 
 def _object_schema(objects: list[dict]) -> dict:

@@ -29,6 +29,7 @@ from slmtune.infer import driver
 from slmtune.infer.constrain import SchemaError
 from slmtune.infer.driver import Generation, prepare
 from slmtune.run import parse_json_answer
+from slmtune.run.answer import spans, verbatim_paths
 from slmtune.serve.batcher import Batcher, Job, QueueFull, schema_for
 from slmtune.serve.limits import BodyLimit, HostCheck, check_chat, check_schema, error_body
 from slmtune.serve.metrics import Metrics
@@ -172,7 +173,9 @@ def create_app(pool, cfg: ServeConfig, *, api_key: str | None = None):
             kind = "max_tokens" if result.finish_reason == "length" else "invalid_json"
             error = {"kind": kind, "message": reason, "raw": result.text}
         usage = _usage(result)
-        body = {"model": served.name, "output": output, "error": error, "usage": usage}
+        located = spans(output, req.text, verbatim_paths(served.opened.schema))
+        body = {"model": served.name, "output": output, "spans": located, "error": error}
+        body["usage"] = usage
         return body | ({"prompt_truncated": True} if result.prompt_truncated else {})
 
     app.state.batcher, app.state.metrics = batcher, metrics

@@ -13,7 +13,7 @@ import torch
 from slmtune.chat import ChatRenderer, Rendered
 from slmtune.config import TrainConfig, dump_config
 from slmtune.data.load import load_examples
-from slmtune.data.types import Example
+from slmtune.data.types import Example, last_user_text
 from slmtune.errors import ConfigError, DataError, Problem
 from slmtune.models import cpu_has_bf16, load_model, resolve_model
 from slmtune.run import RunDir, infer_schema, model_renderer, save_run_files, save_schema
@@ -60,7 +60,9 @@ def train(cfg: TrainConfig) -> Path:
         )
 
     if trainer.is_world_process_zero():
-        save_schema(run_dir.path, infer_schema([e.answer or "" for e in train_examples]))
+        answers = [e.answer or "" for e in train_examples]
+        sources = [last_user_text(e.prompt_messages) or "" for e in train_examples]
+        save_schema(run_dir.path, infer_schema(answers, sources))
         save_run_files(
             run_dir,
             model=trainer.model,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from slmtune.cli import app
 from slmtune.data.check import check_dataset, format_report
 from slmtune.data.convert import convert, split
 from slmtune.data.load import load_examples
+from slmtune.errors import DataError
 from tests.data.test_load import write_jsonl
 
 runner = CliRunner()
@@ -129,3 +131,26 @@ def test_split_is_deterministic_and_never_leaks_duplicate_prompts(tmp_path):
     )
     _, other = split(str(src), test_ratio=0.2, seed=2)
     assert other.read_text() != first[1]
+
+
+def test_cluener_becomes_extraction_records_with_every_type(tmp_path):
+    from slmtune.data.cluener import TYPES
+
+    src = tmp_path / "dev.json"
+    one = {"text": "彭小军认为台湾和台湾", "label": {"name": {"彭小军": [[0, 2]]},
+           "address": {"台湾": [[5, 6], [8, 9]]}}}  # fmt: skip
+    two = {"text": "没有实体", "label": {}}
+    src.write_text(json.dumps(one, ensure_ascii=False, indent=4) + "\n" + json.dumps(two) + "\n")
+    dst = tmp_path / "dev.jsonl"
+    assert convert(str(src), str(dst), to="alpaca", source="cluener") == 2
+    rows = [json.loads(line) for line in dst.read_text().splitlines()]
+    answer = json.loads(rows[0]["output"])
+    assert list(answer) == list(TYPES)
+    assert answer["name"] == ["彭小军"] and answer["address"] == ["台湾", "台湾"]
+    assert rows[0]["instruction"] == one["text"] and json.loads(rows[1]["output"])["name"] == []
+    assert convert(str(src), str(tmp_path / "m.jsonl"), to="messages", source="cluener") == 2
+
+    bad = dict(one, label={"name": {"彭小": [[0, 2]]}})
+    src.write_text(json.dumps(two) + "\n" + json.dumps(bad, ensure_ascii=False) + "\n")
+    with pytest.raises(DataError, match=r"dev.json:line 2.*彭小"):
+        convert(str(src), str(dst), to="alpaca", source="cluener")

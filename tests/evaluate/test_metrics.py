@@ -113,3 +113,18 @@ def test_text_metrics_on_chinese_by_hand():
 def test_detect_task():
     assert detect_task([j(a=1)] * 9 + ["free text"]) == "json"
     assert detect_task([j(a=1)] * 8 + ["x", "y"]) == "text"
+
+
+def test_list_fields_get_entity_micro_f1():
+    refs = [
+        json.dumps({"name": ["张三", "李四"], "company": ["华为"]}),
+        json.dumps({"name": [], "company": ["腾讯"]}),
+    ]
+    preds = [
+        json.dumps({"name": ["张三"], "company": ["华为", "小米"]}),  # tp 2, fp 1, fn 1
+        json.dumps({"name": ["王五"], "company": ["腾讯"]}),  # tp 1, fp 1
+    ]
+    m = score_json(refs, preds)
+    assert (m["item_precision"], m["item_recall"]) == (0.6, 0.75)
+    assert m["item_f1"] == round(2 * 0.6 * 0.75 / 1.35, 4)
+    assert m["per_field"]["company"]["item_f1"] == round(2 * (2 / 3) * 1 / (5 / 3), 4)

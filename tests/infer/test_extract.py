@@ -202,3 +202,22 @@ def test_a_resumed_summary_counts_the_failures_of_the_whole_job(tiny_run, tmp_pa
     resumed = extract(str(tiny_run), str(src), str(out), settings, quiet=True)
     assert resumed["resumed_after"] == 3 and resumed["answered_now"] == 3
     assert resumed["failed"] == 1 and resumed["failures"] == {"bad_record": 1}
+
+
+def test_verbatim_fields_come_with_their_places_in_the_text(tiny_run, tmp_path):
+    grounded = json.loads(json.dumps(SCHEMA))
+    for key in ("name", "email"):
+        grounded["properties"][key]["verbatim"] = True
+    schema = tmp_path / "grounded.json"
+    schema.write_text(json.dumps(grounded))
+    records = _texts(6)
+    src = _write_jsonl(tmp_path / "in.jsonl", records)
+    out = tmp_path / "out.jsonl"
+    extract(str(tiny_run), str(src), str(out),
+            ExtractConfig(schema_file=str(schema), max_new_tokens=80), quiet=True)  # fmt: skip
+    for record, row in zip(records, _read(out), strict=True):
+        assert row["error"] is None and set(row["spans"]) == {"name", "email"}
+        for key in ("name", "email"):
+            value, span = row["output"][key], row["spans"][key]
+            assert value in record["text"]  # copied, never invented
+            assert span is None if not value else record["text"][span[0] : span[1]] == value

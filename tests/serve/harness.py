@@ -41,6 +41,11 @@ class Server:
 
 
 def short_run_copy(tiny_run, run):
+    """The tiny run with SHORT as its schema, name and email copied from the input (as
+    training marks them)."""
     shutil.copytree(tiny_run, run)
-    (run / "schema.json").write_text(json.dumps(SHORT))
+    schema = json.loads(json.dumps(SHORT))
+    for key in ("name", "email"):
+        schema["properties"][key]["verbatim"] = True
+    (run / "schema.json").write_text(json.dumps(schema))
     return run

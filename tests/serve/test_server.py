@@ -75,6 +75,10 @@ def test_extract_endpoint_answers_with_the_runs_schema(server):
     body = r.json()
     assert r.status_code == 200 and body["error"] is None
     assert list(body["output"]) == ["name", "email", "vip"]
+    assert set(body["spans"]) == {"name", "email"}  # copied from the input (schema.json)
+    for key, span in body["spans"].items():
+        value = body["output"][key]
+        assert span is None if not value else "我叫王五，邮箱w5@qq.com"[span[0] : span[1]] == value
 
 
 def test_auth_failures_are_401(server):

@@ -1,0 +1,282 @@
+"""Grounded (verbatim) fields: a value the schema marks `"verbatim": true` is copied from the
+input, enforced token by token while decoding, and every answer says where it came from.
+
+Training marks a string field (or the strings of a list field) verbatim when every value
+the training answers give it is a substring of its record's input (run/schema.py); a user's
+`--schema` can set or clear the mark by hand. While the decoder is inside such a value, a
+token is allowed only if the value so far plus the token is still a contiguous piece of the
+input (or the token closes the string), and the grammar's own mask (xgrammar: valid JSON,
+the schema's keys and bounds) still applies on top. So a verbatim value can be neither
+invented, nor normalised, nor longer than the input: a model that starts looping inside it
+("楼上楼上…") runs out of input to copy and has to close the string.
+
+How: the answer is JSON, so a value is the JSON-escaped form of its text (`\\n`, `\\"`).
+Each character's escape does not depend on its neighbours, so "the value is a substring of
+the input" is "its escaped bytes are a substring of the input's escaped bytes, starting at a
+character". A row keeps the input's escaped bytes and the offsets where the copied part can
+end (every occurrence of it); the next token's bytes must continue one of them. The tokens
+with those bytes are found by dictionary lookups of the input's next few bytes (no scan of
+the vocabulary), so a step costs a few hundred lookups. A small JSON scanner follows the
+answer's bytes to know which key's value is being written.
+
+A token can also open a value and start copying in one piece (`"北`, or `", "北` between
+list items): for the few thousand tokens with a quote inside, the scanner works out once per
+scanner state (kept per vocabulary) which bytes each would copy into a verbatim value, and a
+row forbids those whose bytes are not a piece of its input.
+
+run/answer.py's `spans` then gives each verbatim value's place in the input.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from slmtune.run.answer import ITEM, verbatim_paths
+
+QUOTE, BACKSLASH = ord('"'), ord("\\")
+STATES_KEPT = 4096  # scanner states whose quote-token copies are kept per vocabulary
+
+
+@dataclass
+class _Frame:
+    kind: str  # "object" | "array"
+    key: str | None = None  # object: the key whose value comes next
+    want_key: bool = True  # object: the next string is a key
+
+
+@dataclass
+class Segment:
+    """Bytes a token copies into a verbatim value."""
+
+    data: bytes
+    continues: bool  # continues the value being written when the token started
+    closed: bool  # the token also closes that value
+
+
+@dataclass
+class Scanner:
+    """Follows an answer's JSON bytes: where it is, and which bytes go into verbatim values."""
+
+    paths: tuple  # verbatim_paths of the schema
+    stack: list[_Frame] = field(default_factory=list)
+    in_string: bool = False
+    string_is_key: bool = False
+    escaped: bool = False
+    verbatim: bool = False  # inside a verbatim value
+    key: bytearray = field(default_factory=bytearray)
+
+    def clone(self) -> Scanner:
+        frames = [_Frame(f.kind, f.key, f.want_key) for f in self.stack]
+        flags = (self.in_string, self.string_is_key, self.escaped, self.verbatim)
+        return Scanner(self.paths, frames, *flags, bytearray(self.key))
+
+    def signature(self) -> tuple:
+        frames = tuple((f.kind, f.key, f.want_key) for f in self.stack)
+        flags = (self.in_string, self.string_is_key, self.escaped, self.verbatim)
+        return frames, flags, bytes(self.key)
+
+    def feed(self, piece: bytes) -> list[Segment]:
+        """Advance over a token's bytes; returns what it copied into verbatim values."""
+        segments: list[Segment] = []
+        data, continues = bytearray(), self.verbatim
+        for b in piece:
+            if not self.in_string:
+                self._structure(b)
+                if self.verbatim:
+                    data, continues = bytearray(), False
+                continue
+            if self.escaped:
+                self.escaped = False
+            elif b == BACKSLASH:
+                self.escaped = True
+            elif b == QUOTE:
+                if self.verbatim:
+                    segments.append(Segment(bytes(data), continues, closed=True))
+                elif self.string_is_key and self.stack:
+                    self.stack[-1].key = self.key.decode("utf-8", "replace")
+                self.in_string = self.verbatim = False
+                continue
+            if self.string_is_key:
+                self.key.append(b)
+            elif self.verbatim:
+                data.append(b)
+        if self.verbatim and (data or continues is False):
+            segments.append(Segment(bytes(data), continues, closed=False))
+        return segments
+
+    def _structure(self, b: int) -> None:
+        top = self.stack[-1] if self.stack else None
+        if b == ord("{"):
+            self.stack.append(_Frame("object"))
+        elif b == ord("["):
+            self.stack.append(_Frame("array", want_key=False))
+        elif b in (ord("}"), ord("]")) and self.stack:
+            self.stack.pop()
+        elif b == ord(":") and top:
+            top.want_key = False
+        elif b == ord(",") and top and top.kind == "object":
+            top.want_key = True
+        elif b == QUOTE:
+            self.in_string, self.escaped = True, False
+            self.string_is_key = bool(top and top.kind == "object" and top.want_key)
+            self.key.clear()
+            self.verbatim = not self.string_is_key and self._path() in self.paths
+
+    def _path(self) -> tuple[str, ...]:
+        return tuple(f.key or "" if f.kind == "object" else ITEM for f in self.stack)
+
+
+class TokenBytes:
+    """The vocabulary by bytes, built once per tokenizer: which tokens are exactly these
+    bytes, which close a JSON string after these bytes, and which have a quote inside."""
+
+    def __init__(self, decoded_vocab: list[bytes], skip: set[int]):
+        self.pieces: list[bytes] = []
+        self.exact: dict[bytes, list[int]] = {}
+        self.closing: dict[bytes, list[int]] = {}
+        self.quoted: list[int] = []  # a quote with bytes after it: may open and copy
+        for token, piece in enumerate(decoded_vocab):
+            piece = b"" if token in skip else bytes(piece)
+            self.pieces.append(piece)
+            if not piece:
+                continue
+            quote = _closing_quote(piece)
+            if quote is None:
+                self.exact.setdefault(piece, []).append(token)
+            else:
+                self.closing.setdefault(piece[:quote], []).append(token)
+            if b'"' in piece[:-1]:
+                self.quoted.append(token)
+        self.longest = max(map(len, self.exact), default=1)
+        self._copies: dict[tuple, dict[int, list[Segment]]] = {}
+
+    def copies(self, scanner: Scanner) -> dict[int, list[Segment]]:
+        """token -> what it would copy into verbatim values from this scanner state, for the
+        tokens with a quote inside (computed once per state and schema)."""
+        key = (scanner.paths, scanner.signature())
+        found = self._copies.get(key)
+        if found is None:
+            found = {}
+            for token in self.quoted:
+                segments = scanner.clone().feed(self.pieces[token])
+                if any(s.data or not s.continues for s in segments):
+                    found[token] = segments
+            if len(self._copies) >= STATES_KEPT:
+                self._copies.pop(next(iter(self._copies)))  # oldest first
+            self._copies[key] = found
+        return found
+
+
+def _closing_quote(piece: bytes) -> int | None:
+    """Index of the first quote in `piece` that ends a JSON string (not escaped)."""
+    escaped = False
+    for i, b in enumerate(piece):
+        if escaped:
+            escaped = False
+        elif b == BACKSLASH:
+            escaped = True
+        elif b == QUOTE:
+            return i
+    return None
+
+
+class Grounding:
+    """One row's verbatim constraint: follows the answer's tokens, and says which tokens may
+    come next (`mask`)."""
+
+    def __init__(self, vocab: TokenBytes, source: str, paths: tuple):
+        self.vocab, self.source = vocab, source
+        self.scanner = Scanner(paths)
+        self.text, self.starts = _escaped(source)
+        self._starts = set(self.starts)
+        self.ends: list[int] | None = None  # inside a verbatim value: where its copy can end
+        self._fresh: list[int] | None = None  # allowed tokens for an empty copy (cached)
+
+    def mask(self) -> tuple[bool, list[int]] | None:
+        """(True, ids): only these tokens; (False, ids): any token but these; None: any."""
+        if self.ends is None:
+            copies = self.vocab.copies(self.scanner)
+            bad = [t for t, segments in copies.items() if not self._fits(segments)]
+            return (False, bad) if bad else None
+        allowed = self._continuations()
+        copies = self.vocab.copies(self.scanner)
+        return True, [t for t in allowed if t not in copies or self._fits(copies[t])]
+
+    def feed(self, token: int) -> None:
+        piece = self.vocab.pieces[token] if token < len(self.vocab.pieces) else b""
+        for segment in self.scanner.feed(piece):
+            self.ends = self._advance(segment, self.ends)
+        if not self.scanner.verbatim:
+            self.ends = None
+
+    def _continuations(self) -> list[int]:
+        """Tokens that continue the copy, or close the value after continuing it."""
+        fresh = self.ends is self.starts
+        if fresh and self._fresh is not None:
+            return self._fresh
+        text, exact, closing = self.text, self.vocab.exact, self.vocab.closing
+        ids: set[int] = set(closing.get(b"", ()))
+        for q in self.ends:
+            for k in range(1, min(self.vocab.longest, len(text) - q) + 1):
+                piece = text[q : q + k]
+                ids.update(exact.get(piece, ()))
+                ids.update(closing.get(piece, ()))
+        allowed = sorted(ids)
+        if fresh:
+            self._fresh = allowed
+        return allowed
+
+    def _fits(self, segments: list[Segment]) -> bool:
+        ends = self.ends
+        for segment in segments:
+            ends = self._advance(segment, ends)
+            if ends == []:
+                return False
+        return True
+
+    def _advance(self, segment: Segment, ends: list[int] | None) -> list[int]:
+        """Where the copy can end after `segment` ([] = nowhere: not in the input)."""
+        data, text = segment.data, self.text
+        if segment.continues and ends is not None:
+            return [q + len(data) for q in ends if text.startswith(data, q)] if data else ends
+        if not data:
+            return self.starts
+        found, at = [], text.find(data)
+        while at >= 0:  # every occurrence that starts at a character
+            if at in self._starts:
+                found.append(at + len(data))
+            at = text.find(data, at + 1)
+        return found
+
+
+def _escaped(source: str) -> tuple[bytes, list[int]]:
+    """The source as the bytes of a JSON string's inside, and the offsets where each of its
+    characters starts (and the end)."""
+    text, starts = bytearray(), []
+    for ch in source:
+        starts.append(len(text))
+        text += json.dumps(ch, ensure_ascii=False)[1:-1].encode("utf-8", "surrogatepass")
+    starts.append(len(text))
+    return bytes(text), starts
+
+
+def token_bytes(opened) -> TokenBytes:
+    """The opened run's vocabulary by bytes (built once, kept in OpenRun.cache)."""
+    found = opened.cache.get("token_bytes")
+    if found is None:
+        from slmtune.infer.constrain import tokenizer_info
+
+        info = tokenizer_info(opened)
+        skip = {*opened.tokenizer.all_special_ids, *info.special_token_ids}
+        skip |= set(info.stop_token_ids)
+        found = opened.cache["token_bytes"] = TokenBytes(info.decoded_vocab, skip)
+    return found
+
+
+def grounding(opened, schema: dict | None, source: str | None) -> Grounding | None:
+    """A row's verbatim constraint, or None when the schema marks nothing verbatim."""
+    paths = verbatim_paths(schema)
+    if not paths or source is None:
+        return None
+    return Grounding(token_bytes(opened), source, paths)

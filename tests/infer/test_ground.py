@@ -1,0 +1,161 @@
+"""Grounded (verbatim) fields: learned from the training data, enforced while decoding,
+located in the input afterwards."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from slmtune.infer.driver import Request, answer_all
+from slmtune.infer.ground import token_bytes
+from slmtune.run import infer_schema, open_run, parse_json_answer
+from slmtune.run.answer import spans, ungrounded, verbatim_paths
+
+SOURCES = [
+    "我叫张三，住在北京市朝阳区建国路88号，邮箱zhangsan@qq.com，家里宽带经常断网。",
+    "用户李四反映：电表读数异常，地址：上海市浦东新区，联系邮箱 lisi@163.com",
+    'He said "hello"\nand left.',
+]
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "name": {"type": ["string", "null"], "maxLength": 40, "verbatim": True},
+        "places": {
+            "type": "array",
+            "items": {"type": "string", "maxLength": 40, "verbatim": True},
+            "maxItems": 4,
+        },
+        "note": {"type": "string", "maxLength": 12},
+    },
+    "required": ["name", "places", "note"],
+    "additionalProperties": False,
+}
+
+
+def test_verbatim_is_learned_per_field_from_the_inputs():
+    answers = [
+        json.dumps({"name": "张三", "date": "2024-01-02", "ents": ["北京", "上海"]}),
+        json.dumps({"name": None, "date": "2024-03-04", "ents": []}),
+    ]
+    sources = ["张三在北京和上海，1月2日", "3月4日无人"]
+    props = infer_schema(answers, sources)["properties"]
+    assert props["name"]["verbatim"] is True  # null where absent does not count against it
+    assert props["ents"]["items"]["verbatim"] is True
+    assert "verbatim" not in props["date"]  # normalised, not copied
+    assert "verbatim" not in infer_schema(answers)["properties"]["name"]  # no inputs: no mark
+    assert verbatim_paths(infer_schema(answers, sources)) == (("name",), ("ents", "[]"))
+
+
+def test_spans_locate_values_in_order_of_appearance():
+    answer = {"name": "张三", "ents": ["北京", "北京", "上海"], "note": "x"}
+    source = "张三去北京，又去上海和北京"
+    paths = (("name",), ("ents", "[]"))
+    assert spans(answer, source, paths) == {
+        "name": [0, 2], "ents": [[3, 5], [11, 13], [8, 10]]
+    }  # fmt: skip
+    assert spans({"name": None, "ents": []}, source, paths) == {"name": None, "ents": []}
+    assert ungrounded(answer, source, paths) == []
+    assert ungrounded({"name": "王五", "ents": ["北京"]}, source, paths) == ["name"]
+
+
+@pytest.fixture(scope="module")
+def opened(tiny_run):
+    return open_run(str(tiny_run))
+
+
+def _answers(opened, schema, sources=SOURCES, max_new_tokens=120):
+    requests = [
+        Request(opened.prompt(s), max_new_tokens=max_new_tokens, schema=schema) for s in sources
+    ]
+    return answer_all(opened, requests, batch_size=4)
+
+
+def test_the_allowed_tokens_continue_the_input(opened):
+    """Every token the constraint allows inside a verbatim value keeps it a piece of the
+    input (its escaped bytes), up to the string's closing quote."""
+    from slmtune.infer.ground import Grounding
+
+    vocab = token_bytes(opened)
+    g = Grounding(vocab, SOURCES[2], verbatim_paths(SCHEMA))
+    for t in opened.tokenizer.encode('{"name": "He said \\"', add_special_tokens=False):
+        g.feed(t)
+    escaped = json.dumps(SOURCES[2], ensure_ascii=False)[1:-1].encode()
+    copied = b'He said \\"'
+    only, allowed = g.mask()
+    assert only and allowed
+    for t in allowed:
+        piece = vocab.pieces[t]
+        if b'"' in piece.replace(b'\\"', b""):  # closes the string: the part before counts
+            piece = piece[: piece.replace(b'\\"', b"..").index(b'"')]
+        assert (copied + piece) in escaped, piece
+    assert vocab.pieces.index(b"h") in allowed
+    assert vocab.pieces.index(b"x") not in allowed  # 'He said "x' is not in the input
+
+
+def test_constrained_answers_copy_their_values_from_the_input(opened):
+    free = [parse_json_answer(g.text)[0] for g in _answers(opened, _unmarked(SCHEMA))]
+    grounded = [parse_json_answer(g.text)[0] for g in _answers(opened, SCHEMA)]
+    paths = verbatim_paths(SCHEMA)
+    # the tiny random model invents text (and loops) when free to...
+    assert any(
+        obj is None or ungrounded(obj, src, paths) for obj, src in zip(free, SOURCES, strict=True)
+    )
+    # ...and copies it when the schema says so; every value has its place in the input
+    assert all(obj is not None for obj in grounded)
+    assert any(obj["name"] for obj in grounded)
+    for obj, src in zip(grounded, SOURCES, strict=True):
+        assert ungrounded(obj, src, paths) == []
+        located = spans(obj, src, paths)
+        pairs = zip(obj["places"], located["places"], strict=True)
+        for value, span in [(obj["name"], located["name"]), *pairs]:
+            assert value is None or src[span[0] : span[1]] == value
+
+
+def test_a_model_that_wants_to_loop_closes_the_value(opened, monkeypatch):
+    """A model pushed to repeat one token forever: unconstrained it loops until the token
+    limit; grounded, the value cannot outgrow the input and the answer ends."""
+    monkeypatch.setenv("SLMTUNE_BF16_MATMUL", "0")
+    schema = {
+        "type": "object",
+        "properties": {"q": {"type": "string", "maxLength": 200, "verbatim": True}},
+        "required": ["q"],
+        "additionalProperties": False,
+    }
+    source = "楼上楼上又在装修，吵。"
+    loop_token = opened.tokenizer.encode("楼上", add_special_tokens=False)[0]
+    head = opened.model.get_output_embeddings()
+
+    def favour(module, args, logits):
+        logits = logits.clone()
+        logits[..., loop_token] += 50.0
+        return logits
+
+    handle = head.register_forward_hook(favour)
+    try:
+        free = _answers(opened, _unmarked(schema), [source], max_new_tokens=400)[0]
+        grounded = _answers(opened, schema, [source], max_new_tokens=400)[0]
+    finally:
+        handle.remove()
+    assert free.finish_reason == "length"  # it looped until the token limit
+    value = parse_json_answer(grounded.text)[0]["q"]
+    assert grounded.finished and value in source and grounded.new_tokens < 40
+
+
+def _unmarked(schema: dict) -> dict:
+    return json.loads(json.dumps(schema).replace('"verbatim": true', '"verbatim": false'))
+
+
+def test_verbatim_mask_never_lets_a_row_choose_a_grammar_forbidden_token():
+    from slmtune.infer.decode import _restrict
+
+    logits = torch.tensor([[0.0, float("-inf"), 1.0, 2.0]])
+    _restrict(logits, 0, (True, [1, 2]))
+    assert logits.argmax().item() == 2 and logits[0, 3] == float("-inf")
+    logits = torch.tensor([[0.0, float("-inf"), 1.0]])
+    _restrict(logits, 0, (True, [1]))  # nothing both allow: the grammar alone decides
+    assert logits.argmax().item() == 2
+    logits = torch.tensor([[0.0, float("-inf"), 1.0]])
+    _restrict(logits, 0, (False, [2]))
+    assert logits.argmax().item() == 0
