@@ -81,3 +81,24 @@ def test_policy_publishtime_is_the_publication_date_not_the_drafting_date():
         y, m, d = (int(x) for x in shown.groups())
         assert label["publishtime"] == f"{y:04d}-{m:02d}-{d:02d}"
     assert any("ICP备" in r["instruction"] and "成文日期" in r["instruction"] for r in POLICY)
+
+
+@pytest.mark.parametrize("task", ["complaints", "policy-pages"])
+def test_held_out_forms_are_labelled_like_the_task_and_share_no_layout(task):
+    from slmtune.data.synth.unseen import COMPLAINT_FORMS, POLICY_FORMS
+
+    unseen = synthesize(f"{task}-unseen", 60, seed=0)
+    assert unseen == synthesize(f"{task}-unseen", 60, seed=0)
+    forms = COMPLAINT_FORMS if task == "complaints" else POLICY_FORMS
+    assert {r["form"] for r in unseen} == set(forms)
+    trained = synthesize(task, 60, seed=0)
+    assert trained[0]["system"] == unseen[0]["system"]  # the same task and instruction
+    keys = list(json.loads(trained[0]["output"]))
+    for record in unseen:
+        label = json.loads(record["output"])
+        assert list(label) == keys
+        copied = [v for k, v in label.items() if k != "publishtime" and v is not None]
+        assert all(v in record["instruction"] for v in copied)
+    # no training text's first line (its layout's opening) starts a held-out text
+    openings = {r["instruction"].splitlines()[0][:8] for r in trained}
+    assert not any(r["instruction"][:8] in openings for r in unseen)

@@ -9,11 +9,15 @@ from pathlib import Path
 
 from slmtune.data.synth.complaints import generate_complaints
 from slmtune.data.synth.policy_pages import generate_policy_pages
+from slmtune.data.synth.unseen import generate_unseen_complaints, generate_unseen_policy_pages
 from slmtune.errors import SlmtuneError
 
 GENERATORS: dict[str, Callable[[int, int], list[dict]]] = {
     "complaints": generate_complaints,
     "policy-pages": generate_policy_pages,
+    # held-out forms, written apart from the two above: for evaluation only, never training
+    "complaints-unseen": generate_unseen_complaints,
+    "policy-pages-unseen": generate_unseen_policy_pages,
 }
 
 
