@@ -111,7 +111,14 @@ class DecodeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_new_tokens: int = Field(DEFAULT_MAX_NEW_TOKENS, gt=0, description="answer length limit")
+    max_new_tokens: int | None = Field(
+        None,
+        gt=0,
+        description=(
+            "answer length limit (default: the most a schema-valid answer can take for each "
+            f"input; {DEFAULT_MAX_NEW_TOKENS} without a bounded schema)"
+        ),
+    )
     batch_size: int = Field(8, gt=0, description="answers decoded at once")
     temperature: float = Field(0.0, ge=0, description="0 = greedy")
     system: str | None = Field(

@@ -124,7 +124,8 @@ def _chart(runs: dict[str, dict], path: Path) -> Path:
 CSS = """body{font-family:system-ui,'Noto Sans CJK SC','PingFang SC','Microsoft YaHei',sans-serif;margin:2em;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f3f3f3}.ok{background:#e6f6e6}.bad{background:#fbe3e3}.num{text-align:right}
-pre{white-space:pre-wrap;margin:0;font-family:inherit}.ex{border:1px solid #ddd;padding:1em;margin:1em 0;border-radius:6px}"""
+pre{white-space:pre-wrap;margin:0;font-family:inherit}.ex{border:1px solid #ddd;padding:1em;margin:1em 0;border-radius:6px}
+mark{background:#fff3a0;border-bottom:2px solid #e0b000}"""
 
 
 def _worst(runs: dict[str, dict], predictions: dict[str, list[dict]], limit: int = 10) -> list[int]:
@@ -134,6 +135,23 @@ def _worst(runs: dict[str, dict], predictions: dict[str, list[dict]], limit: int
         wrong = [i for i, r in enumerate(rows) if not r.get("record_correct")]
         return sorted(wrong, key=lambda i: rows[i].get("correct_fields", 0))[:limit]
     return sorted(range(len(rows)), key=lambda i: rows[i].get("rouge_l", 0))[:limit]
+
+
+def _highlighted(text: str, spans: dict) -> str:
+    """The input as HTML, each verbatim value's place marked (title = its field)."""
+    marks = []
+    for field, found in spans.items():
+        places = found if found and isinstance(found[0], list) else [found]
+        marks += [(start, end, field) for start, end in filter(None, places)]
+    out, at = [], 0
+    for start, end, field in sorted(marks):
+        if start < at:  # overlaps the mark before: keep the first
+            continue
+        out.append(html.escape(text[at:start]))
+        out.append(f"<mark title='{html.escape(field)}'>{html.escape(text[start:end])}</mark>")
+        at = end
+    out.append(html.escape(text[at:]))
+    return "".join(out)
 
 
 def _html(
@@ -162,7 +180,8 @@ def _html(
     for i in worst:
         row = predictions[names[-1]][i]
         parts.append(
-            f"<div class='ex'><b>{e(str(row.get('source', i)))}</b><pre>{e(str(row.get('input', '')))}</pre>"
+            f"<div class='ex'><b>{e(str(row.get('source', i)))}</b>"
+            f"<pre>{_highlighted(str(row.get('input', '')), row.get('spans') or {})}</pre>"
         )
         if _task(runs) == "json":
             fields = list(runs[names[-1]]["per_field"])

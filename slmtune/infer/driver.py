@@ -13,6 +13,7 @@ valid JSON with exactly the schema's keys.
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from slmtune.infer.constrain import compiled_grammar
 from slmtune.infer.decode import DecodeLoop, Row
 from slmtune.infer.ground import grounding
 from slmtune.run import OpenRun, decoding_schema
+from slmtune.run.schema import answer_token_bound
 
 
 @dataclass
@@ -30,7 +32,7 @@ class Request:
     """One prompt to answer, and how."""
 
     messages: list[Message]  # ends with a user turn; see OpenRun.prompt
-    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+    max_new_tokens: int | None = None  # None: see answer_limit
     temperature: float = 0.0  # 0 = greedy
     top_p: float = 1.0
     seed: int | None = None
@@ -159,7 +161,7 @@ def prepare(opened: OpenRun, request: Request, tag: object = None) -> Row:
     watcher = TextWatcher(opened.tokenizer, request, renderer)
     return Row(
         prompt=ids,
-        max_new_tokens=request.max_new_tokens,
+        max_new_tokens=request.max_new_tokens or answer_limit(opened, request, len(ids)),
         stop_ids=frozenset(renderer.stop_token_ids),
         grammar=compiled_grammar(opened, request.schema) if request.schema else None,
         grounding=grounding(opened, request.schema, source_of(request)),
@@ -170,6 +172,19 @@ def prepare(opened: OpenRun, request: Request, tag: object = None) -> Row:
         on_token=watcher.feed,
         tag=Flight(watcher, truncated, tag),
     )
+
+
+def answer_limit(opened: OpenRun, request: Request, prompt_tokens: int) -> int:
+    """A request's default answer length: with a bounded schema, the most tokens a valid
+    answer can take for this input (so a valid answer is never cut), within the model's
+    context; else DEFAULT_MAX_NEW_TOKENS."""
+    source = source_of(request) or ""
+    escaped = len(json.dumps(source, ensure_ascii=False).encode())
+    bound = answer_token_bound(request.schema, escaped) if request.schema else None
+    if bound is None:
+        return DEFAULT_MAX_NEW_TOKENS
+    context = getattr(opened.model.config, "max_position_embeddings", None) or 32768
+    return max(1, min(bound, context - prompt_tokens))
 
 
 class Driver:

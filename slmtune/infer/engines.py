@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from slmtune.errors import ModelError
-from slmtune.infer.driver import Generation, Request, answer_all
+from slmtune.infer.driver import Generation, Request, answer_all, answer_limit
 from slmtune.run import OpenRun, RunDir, is_run_dir, open_renderer, open_run
 
 ENGINES = ("transformers", "vllm")
@@ -71,13 +71,13 @@ class VllmEngine:
             SamplingParams(
                 temperature=r.temperature,
                 top_p=r.top_p,
-                max_tokens=r.max_new_tokens,
+                max_tokens=r.max_new_tokens or answer_limit(self.opened, r, len(ids)),
                 seed=r.seed,
                 stop_token_ids=renderer.stop_token_ids,
                 stop=[*r.stop, *renderer.stop_strings] or None,
                 **_structured(r.schema),
             )
-            for r in requests
+            for r, (ids, _) in zip(requests, encoded, strict=True)
         ]
         outputs = self.llm.generate(
             [{"prompt_token_ids": ids} for ids, _ in encoded], params, lora_request=self.lora

@@ -119,6 +119,51 @@ def _json_type(value) -> str:
     return "string"
 
 
+# Worst-case tokens of one JSON string character: a token is at least one byte, a character
+# at most 4 UTF-8 bytes, or 6 as a \uXXXX escape.
+TOKENS_PER_CHAR = 6
+SCALAR_TOKENS = 32  # a number, true/false/null, with room to spare
+
+
+def answer_token_bound(schema: dict | None, source_bytes: int) -> int | None:
+    """The most tokens an answer valid under `schema` can take (None: unbounded, e.g. a
+    string without maxLength). A verbatim string is a piece of the input: at most
+    `source_bytes` (the input's JSON-escaped UTF-8 length) tokens. Generous on purpose: a
+    limit from it never cuts a valid answer."""
+    if not isinstance(schema, dict):
+        return None
+
+    def bound(node: dict) -> int | None:
+        sizes = [_type_bound(node, t, bound, source_bytes) for t in schema_types(node) or ["?"]]
+        return None if None in sizes else max(sizes) + 2
+
+    return bound(schema)
+
+
+def _type_bound(node: dict, kind: str, bound, source_bytes: int) -> int | None:
+    if kind == "object":
+        props = node.get("properties") or {}
+        if node.get("additionalProperties", True) is not False:
+            return None
+        parts = [bound(sub) for sub in props.values()]
+        if None in parts:
+            return None
+        keys = sum(len(k.encode()) * TOKENS_PER_CHAR // 4 + 4 for k in props)
+        return keys + sum(parts)
+    if kind == "array":
+        item = bound(node.get("items") or {})
+        most = node.get("maxItems")
+        return None if item is None or most is None else most * (item + 2)
+    if kind == "string":
+        if node.get(VERBATIM) is True:
+            return source_bytes
+        most = node.get("maxLength")
+        return None if most is None else most * TOKENS_PER_CHAR
+    if kind in ("integer", "number", "boolean", "null"):
+        return SCALAR_TOKENS
+    return None
+
+
 def save_schema(run_dir: Path, schema: dict | None) -> None:
     if schema is not None:
         text = json.dumps(schema, indent=2, ensure_ascii=False)

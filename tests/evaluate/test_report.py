@@ -46,3 +46,15 @@ def test_report_files_and_content(tmp_path):
     table = format_table(runs)
     assert "field accuracy" in table and "+0.750" in table
     assert "| field accuracy | 0.000 | 0.750 |" in paths["markdown"].read_text()
+
+
+def test_verbatim_values_are_marked_in_the_input():
+    from slmtune.evaluate.report import _highlighted
+
+    text = "<b>张三</b>去北京和上海"
+    spans = {"name": [3, 5], "places": [[10, 12], [13, 15]], "email": None}
+    page = _highlighted(text, spans)
+    assert page == (
+        "&lt;b&gt;<mark title='name'>张三</mark>&lt;/b&gt;去"
+        "<mark title='places'>北京</mark>和<mark title='places'>上海</mark>"
+    )

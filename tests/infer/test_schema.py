@@ -122,3 +122,27 @@ def test_eval_reports_constrained_and_unconstrained_side_by_side(tiny_run, tmp_p
     assert runs["fine-tuned"]["parse_rate"] == 1.0
     assert runs["fine-tuned (unconstrained)"]["parse_rate"] < 1.0
     assert (tmp_path / "eval" / "predictions_fine_tuned__unconstrained.jsonl").is_file()
+
+
+def test_the_answer_token_bound_covers_every_valid_answer():
+    from slmtune.run.schema import answer_token_bound
+
+    schema = {
+        "type": "object",
+        "properties": {
+            "name": {"type": ["string", "null"], "maxLength": 10},
+            "quote": {"type": "string", "verbatim": True},
+            "tags": {"type": "array", "items": {"type": "string", "maxLength": 3}, "maxItems": 4},
+            "n": {"type": "integer"},
+        },
+        "required": ["name", "quote", "tags", "n"],
+        "additionalProperties": False,
+    }
+    bound = answer_token_bound(schema, source_bytes=100)
+    longest = json.dumps(
+        {"name": "\u0001" * 10, "quote": "x" * 100, "tags": ["\u0001" * 3] * 4, "n": 10**15}
+    )  # every character escaped to 6: one token per character of the JSON at worst
+    assert bound >= len(longest)
+    assert answer_token_bound(schema, 1000) - bound == 900  # verbatim: grows with the input
+    unbounded = {**schema, "properties": {"x": {"type": "string"}}}
+    assert answer_token_bound(unbounded, 100) is None  # no maxLength, not verbatim
