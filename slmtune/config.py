@@ -57,6 +57,14 @@ class TrainConfig(BaseModel):
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="share of steps spent warming up")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
     seed: int = Field(42, description="seed for data order, init and dropout")
+    augment: int = Field(
+        0,
+        ge=0,
+        description=(
+            "extraction data: add this many re-laid-out copies of each record (copied values "
+            "kept, the text around them varied; see data/augment.py)"
+        ),
+    )
 
     eval_data: str | None = Field(None, description="held-out file for eval loss")
     eval_ratio: float = Field(

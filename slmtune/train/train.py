@@ -12,6 +12,7 @@ import torch
 
 from slmtune.chat import ChatRenderer, Rendered
 from slmtune.config import TrainConfig, dump_config
+from slmtune.data.augment import augment
 from slmtune.data.load import load_examples
 from slmtune.data.types import Example, last_user_text
 from slmtune.errors import ConfigError, DataError, Problem
@@ -37,6 +38,11 @@ def train(cfg: TrainConfig) -> Path:
     )
 
     train_examples, eval_examples = _load_data(cfg)
+    if cfg.augment:
+        extra = augment(train_examples, cfg.augment, seed=cfg.seed)
+        if is_main_process():
+            print(f"augment: {len(extra)} re-laid-out copies of {len(train_examples)} records")
+        train_examples = train_examples + extra
     train_rows = render_examples(train_examples, renderer, "training")
     eval_rows = render_examples(eval_examples, renderer, "eval") if eval_examples else []
     if is_main_process():

@@ -1,0 +1,164 @@
+"""Label-preserving augmentation for extraction data: the same facts, laid out differently.
+
+A company's texts never look like the training sample; a model that learned "the name comes
+after 姓名：on the first line" fails on a mail or a transcript. `train --augment K` adds K
+re-laid-out copies of each extraction record whose answer copies values from its input. Only
+the text *around* the copied values changes, so the answer stays right:
+- the order of the text's parts (lines / clauses), unless the answer has lists (whose order
+  follows the text);
+- the glue between parts (line breaks, ，；| and spaces) and label separators (： : 、 space);
+- full- / half-width of the surrounding ASCII letters, digits and punctuation;
+- inserted distractors: numbers, dates, ids and filler that must not be extracted.
+Values copied from the input are never touched, and a change that would make a value appear
+where it did not (or vanish) is dropped. Generic: any alpaca / messages extraction dataset,
+not tied to our generators.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+from slmtune.data.types import Example, Message, last_user_text
+from slmtune.run.answer import parse_json_answer
+
+SPLIT = re.compile(r"(\n+|[，。；;|]\s*)")  # part boundaries (kept as glue)
+SEPARATORS = ["：", ":", "： ", " : ", " ", "、", "："]
+GLUE = ["\n", "，", "；", " | ", "。", "  ", "\n\n", ", "]
+FILLERS = ["麻烦尽快处理", "谢谢", "急", "如上", "详见附件", "以下是情况说明", "（已重复反映）"]
+HALF = "".join(chr(c) for c in range(0x21, 0x7F))
+FULL = "".join(chr(c + 0xFEE0) for c in range(0x21, 0x7F))
+TO_FULL, TO_HALF = str.maketrans(HALF, FULL), str.maketrans(FULL, HALF)
+
+
+def augment(examples: list[Example], copies: int, seed: int = 0) -> list[Example]:
+    """`copies` re-laid-out versions of each extraction example (others are left out)."""
+    rng = random.Random(seed)
+    out = []
+    for example in examples:
+        for _ in range(copies):
+            new = relayout(example, rng)
+            if new is not None:
+                out.append(new)
+    return out
+
+
+def relayout(example: Example, rng: random.Random) -> Example | None:
+    """One re-laid-out copy, or None when the example is not extraction (no JSON answer
+    with values copied from a single user turn)."""
+    text = last_user_text(example.prompt_messages)
+    answer, _ = parse_json_answer(example.answer or "")
+    if text is None or answer is None:
+        return None
+    values = [v for v in _strings(answer) if v and v in text]
+    if not values:
+        return None
+    has_lists = any(isinstance(v, list) for v in answer.values())
+    for _ in range(4):  # a change that breaks a value is retried, then given up
+        new = _transform(text, values, has_lists, rng)
+        if new != text and _keeps(new, text, values):
+            return _with_text(example, text, new)
+    return None
+
+
+def _transform(text: str, values: list[str], has_lists: bool, rng: random.Random) -> str:
+    parts, glues = _split(text, _places(text, values))
+    if not has_lists and len(parts) > 2 and rng.random() < 0.5:
+        rng.shuffle(parts)
+    if rng.random() < 0.5:
+        glue = rng.choice(GLUE)
+        glues = [glue] * len(glues)
+    if rng.random() < 0.5:
+        sep = rng.choice(SEPARATORS)
+        parts = [_reseparate(p, values, sep) for p in parts]
+    if rng.random() < 0.4:
+        for _ in range(rng.randint(1, 2)):
+            at = rng.randrange(len(parts) + 1)
+            parts.insert(at, _distractor(rng))
+            glues.insert(min(at, len(glues)), rng.choice(GLUE))
+    new = parts[0] + "".join(g + p for g, p in zip(glues, parts[1:], strict=False))
+    if rng.random() < 0.4:
+        new = _rewidth(new, values, rng.choice([TO_FULL, TO_HALF]))
+    return new
+
+
+def _split(text: str, places: list[tuple[int, int]]) -> tuple[list[str], list[str]]:
+    """Parts and the glue between them; never a cut inside a copied value."""
+    parts, glues, at = [], [], 0
+    for m in SPLIT.finditer(text):
+        if any(start < m.end() and m.start() < end for start, end in places):
+            continue
+        parts.append(text[at : m.start()])
+        glues.append(m.group())
+        at = m.end()
+    parts.append(text[at:])
+    return parts, glues
+
+
+def _reseparate(part: str, values: list[str], sep: str) -> str:
+    """'姓名：张三' -> '姓名: 张三': the first separator of a part that starts with a label."""
+    m = re.match(r"^([^\s：:]{1,8})(\s*[：:]\s*)(?=\S)", part)
+    if not m or any(v in m.group(1) for v in values):
+        return part
+    return m.group(1) + sep + part[m.end() :]
+
+
+def _rewidth(text: str, values: list[str], table: dict) -> str:
+    """Change the width of everything outside the copied values."""
+    keep = sorted(_places(text, values))
+    out, at = [], 0
+    for start, end in keep:
+        if start < at:
+            continue
+        out.append(text[at:start].translate(table))
+        out.append(text[start:end])
+        at = end
+    out.append(text[at:].translate(table))
+    return "".join(out)
+
+
+def _places(text: str, values: list[str]) -> list[tuple[int, int]]:
+    found = []
+    for v in set(values):
+        at = text.find(v)
+        while at >= 0:
+            found.append((at, at + len(v)))
+            at = text.find(v, at + 1)
+    return found
+
+
+def _distractor(rng: random.Random) -> str:
+    kind = rng.randrange(5)
+    if kind == 0:
+        return (
+            f"电话{rng.choice(['：', ':', ''])}1{rng.randrange(3, 10)}{rng.randrange(10**8, 10**9)}"
+        )
+    if kind == 1:
+        return f"编号{rng.randrange(10**6, 10**10)}"
+    if kind == 2:
+        return f"{rng.randrange(2019, 2027)}年{rng.randrange(1, 13)}月{rng.randrange(1, 29)}日"
+    if kind == 3:
+        return f"{rng.randrange(1, 24):02d}:{rng.randrange(0, 60):02d}"
+    return rng.choice(FILLERS)
+
+
+def _keeps(new: str, old: str, values: list[str]) -> bool:
+    """Every value is still there exactly as often as before."""
+    return all(new.count(v) == old.count(v) for v in set(values))
+
+
+def _strings(obj) -> list[str]:
+    if isinstance(obj, str):
+        return [obj]
+    if isinstance(obj, list):
+        return [s for x in obj for s in _strings(x)]
+    if isinstance(obj, dict):
+        return [s for x in obj.values() for s in _strings(x)]
+    return []
+
+
+def _with_text(example: Example, old: str, new: str) -> Example:
+    messages = list(example.messages)
+    last = max(i for i, m in enumerate(messages) if m.role == "user" and m.content == old)
+    messages[last] = Message("user", new)
+    return Example(messages, f"{example.source} (augmented)", dict(example.meta))
