@@ -1,8 +1,10 @@
 """Test-wide guards.
 
-Privacy is the product: every test runs with outbound connections refused. Any attempt to
-reach a non-loopback address raises and is recorded, so a library that swallows the error
-is still caught by `network_attempts`.
+Privacy is the product: from the moment this file is imported (before any fixture builds a
+model or trains a run) until the session ends, outbound connections and DNS lookups of
+non-local names are refused and recorded. A library that swallows the error is still
+caught: any attempt anywhere in the session fails the run (pytest_sessionfinish), and
+`network_attempts` gives a test the attempts made while it ran.
 """
 
 from __future__ import annotations
@@ -19,47 +21,80 @@ from slmtune.config import TrainConfig
 from slmtune.train.train import train
 from tests.tiny import tiny_model_dir
 
-NETWORK_ATTEMPTS: list[str] = []
-_real_connect = socket.socket.connect
-_real_connect_ex = socket.socket.connect_ex
+SESSION_ATTEMPTS: list[str] = []  # every refused attempt of the whole run
+NETWORK_ATTEMPTS: list[str] = []  # those since the current test started
+LOCAL_NAMES = {"localhost", "", None, "localhost.localdomain", "testserver"}
+_real = {
+    "connect": socket.socket.connect,
+    "connect_ex": socket.socket.connect_ex,
+    "getaddrinfo": socket.getaddrinfo,
+    "gethostbyname": socket.gethostbyname,
+}
 
 
-def _is_local(address) -> bool:
-    if isinstance(address, (str, bytes)):  # AF_UNIX path
-        return True
-    host = address[0]
-    if host in ("localhost", ""):
+def _is_local(host) -> bool:
+    if isinstance(host, bytes):
+        host = host.decode(errors="replace")
+    if host in LOCAL_NAMES:
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host).is_loopback or ipaddress.ip_address(host).is_unspecified
     except ValueError:
-        return False  # a hostname that would need DNS: not local
+        return False  # a name that would need DNS: not local
 
 
-def _guarded(real):
+def _refuse(what: str):
+    SESSION_ATTEMPTS.append(what)
+    NETWORK_ATTEMPTS.append(what)
+    raise ConnectionRefusedError(f"slmtune tests: outbound {what} refused")
+
+
+def _connect(real):
     def connect(self, address):
-        if not _is_local(address):
-            NETWORK_ATTEMPTS.append(repr(address))
-            raise ConnectionRefusedError(
-                f"slmtune tests: outbound connection to {address!r} refused"
-            )
+        if not isinstance(address, (str, bytes)) and not _is_local(address[0]):
+            _refuse(f"connection to {address!r}")
         return real(self, address)
 
     return connect
 
 
-@pytest.fixture(autouse=True, scope="session")
-def refuse_outbound_connections():
-    socket.socket.connect = _guarded(_real_connect)
-    socket.socket.connect_ex = _guarded(_real_connect_ex)
-    yield
-    socket.socket.connect = _real_connect
-    socket.socket.connect_ex = _real_connect_ex
+def _is_name(host) -> bool:
+    try:
+        ipaddress.ip_address(host.decode() if isinstance(host, bytes) else host)
+        return False
+    except (ValueError, UnicodeDecodeError):
+        return True
 
 
-@pytest.fixture
+def _getaddrinfo(host, *args, **kwargs):
+    if host is not None and _is_name(host) and not _is_local(host):
+        _refuse(f"DNS lookup of {host!r}")
+    return _real["getaddrinfo"](host, *args, **kwargs)
+
+
+def _gethostbyname(host):
+    if _is_name(host) and not _is_local(host):
+        _refuse(f"DNS lookup of {host!r}")
+    return _real["gethostbyname"](host)
+
+
+socket.socket.connect = _connect(_real["connect"])
+socket.socket.connect_ex = _connect(_real["connect_ex"])
+socket.getaddrinfo = _getaddrinfo
+socket.gethostbyname = _gethostbyname
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if SESSION_ATTEMPTS:
+        print("\nslmtune tests: outbound network attempts were made:")
+        for attempt in SESSION_ATTEMPTS:
+            print(f"  {attempt}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(autouse=True)
 def network_attempts():
-    """The list of refused outbound connection attempts made during the test."""
+    """The refused outbound attempts made during the test (its fixtures included)."""
     NETWORK_ATTEMPTS.clear()
     yield NETWORK_ATTEMPTS
 
