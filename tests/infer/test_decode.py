@@ -222,3 +222,34 @@ def test_sampling_survives_nan_logits():
     logits = torch.full((16,), float("nan"))
     logits[5] = 1.0
     assert _sample(logits, row) == 5
+
+
+def test_answers_match_a_no_cache_reference_past_the_sliding_window(loaded, monkeypatch):
+    """Against an independent reference (a full forward pass over the whole sequence for
+    every token, no cache): prompts longer than the tiny Gemma-3's 64-token sliding window,
+    of different lengths, decoded together."""
+    monkeypatch.setenv("SLMTUNE_BF16_MATMUL", "0")  # exact fp32 on both sides
+    window = loaded.model.config.sliding_window
+    texts = ["我叫张三，住在北京市朝阳区建国路88号。" * k for k in (12, 16)]
+    texts.append("停电三天了电表读数异常水费太贵物业不管" * 4)  # shortened to the context
+    rows = _rows(loaded, texts, max_new_tokens=24)
+    assert all(len(r.prompt) > window for r in rows)
+    loop = DecodeLoop(loaded.model, loaded.tokenizer.pad_token_id)
+    loop.add(rows)
+    while loop.rows:
+        loop.step()
+    assert sum(len(row.tokens) for row in rows) >= 24  # real answers, not instant stops
+    for row in rows:
+        assert row.tokens == _reference(loaded.model, row.prompt, len(row.tokens), row.stop_ids)
+
+
+@torch.inference_mode()
+def _reference(model, prompt: list[int], n: int, stops) -> list[int]:
+    ids = list(prompt)
+    for _ in range(n):
+        logits = model(input_ids=torch.tensor([ids]), use_cache=False).logits[0, -1]
+        token = int(logits.argmax())
+        if token in stops:
+            break
+        ids.append(token)
+    return ids[len(prompt) :]

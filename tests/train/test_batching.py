@@ -85,3 +85,41 @@ def test_packing_blocks_attention_across_examples():
         a = model(**inputs, use_cache=False).logits[0, 40:]
         b = model(**inputs2, use_cache=False).logits[0, 40:]
     assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_accumulated_micro_batches_give_the_whole_batch_token_mean_gradient(tmp_path):
+    """The real Trainer path: Trainer counts the accumulated batch's trained tokens
+    (num_items_in_batch) and SlmTrainer.compute_loss divides each micro-batch's summed loss
+    by it, so micro-batches of unequal size add up to the gradient of the token mean over
+    every example (the seeds' loss), not a mean of per-micro-batch means."""
+    from transformers import TrainingArguments
+
+    from slmtune.train.trainer import SlmTrainer
+
+    model = _tiny_gemma().train()
+    feats = _features()
+    args = TrainingArguments(output_dir=str(tmp_path), report_to=[], gradient_accumulation_steps=2)
+    trainer = SlmTrainer(model=model, args=args)
+    micro = [
+        Collator(pad_id=0)(feats[:1]),
+        Collator(pad_id=0)(feats[1:]),
+    ]  # 10 vs 22 trained tokens
+
+    def grads(num_items) -> torch.Tensor:
+        model.zero_grad()
+        for batch in micro:
+            trainer.compute_loss(model, dict(batch), num_items_in_batch=num_items).backward()
+        return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+    accumulated = grads(trainer._get_num_items_in_batch(micro, torch.device("cpu")))
+    model.zero_grad()
+    losses, counts = [], []
+    for f in feats:
+        labels = torch.tensor([f["labels"]])
+        counts.append(int((labels[0, 1:] != IGNORE).sum()))
+        losses.append(model(input_ids=torch.tensor([f["input_ids"]]), labels=labels).loss)
+    (sum(loss * n for loss, n in zip(losses, counts, strict=True)) / sum(counts)).backward()
+    reference = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+    assert torch.allclose(accumulated, reference, atol=1e-5, rtol=1e-4)
+    per_micro_mean = grads(None) / 2  # what dividing each micro-batch by its own count gives
+    assert not torch.allclose(per_micro_mean, reference, atol=1e-5, rtol=1e-4)
