@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 
 from slmtune.config import DEFAULT_MAX_NEW_TOKENS, DecodeConfig
 from slmtune.data.types import Message, last_user_text
@@ -218,20 +219,36 @@ class Driver:
 def answer_all(
     opened: OpenRun, requests: list[Request], batch_size: int, progress=None
 ) -> list[Generation]:
-    """Answer every request, input order kept, up to `batch_size` answers in flight.
+    """Answer every request, input order kept, up to `batch_size` answers in flight; all
+    prompts are sorted by length together (see answer_stream)."""
+    answers: list[Generation | None] = [None] * len(requests)
+    tagged = list(enumerate(requests))
+    for i, generation in answer_stream(opened, tagged, batch_size, window=max(1, len(tagged))):
+        answers[i] = generation
+        if progress:
+            progress(1)
+    return answers
 
-    Prompts go in shortest first (little padding) and a finished answer's place is refilled
-    at once, so one long answer never holds a whole batch back."""
-    rows = [prepare(opened, request, tag=i) for i, request in enumerate(requests)]
-    waiting = deque(sorted(rows, key=lambda r: len(r.prompt)))
+
+def answer_stream(
+    opened: OpenRun, requests: Iterable[tuple[object, Request]], batch_size: int, window: int
+) -> Iterator[tuple[object, Generation]]:
+    """(tag, answer) for each (tag, request), as answers finish, up to `batch_size` in flight.
+
+    Requests are read `window` at a time and go in shortest first (little padding); a
+    finished answer's place is refilled at once, and the next window is read as soon as the
+    current one has all gone in, while its answers are still being decoded, so the loop never
+    drains between windows and one long answer never holds the others back."""
+    source = iter(requests)
+    waiting: deque[Row] = deque()
     driver = Driver(opened.model, opened.tokenizer.pad_token_id)
-    answers: list[Generation | None] = [None] * len(rows)
-    while waiting or driver.in_flight:
+    while True:
+        if not waiting:
+            window_rows = [prepare(opened, r, tag=t) for t, r in islice(source, window)]
+            waiting.extend(sorted(window_rows, key=lambda r: len(r.prompt)))
+        if not waiting and not driver.in_flight:
+            return
         room = min(batch_size - driver.in_flight, len(waiting))
         finished = driver.admit([waiting.popleft() for _ in range(room)]) if room else []
         finished += driver.step()
-        for i, generation in finished:
-            answers[i] = generation
-        if progress and finished:
-            progress(len(finished))
-    return answers
+        yield from finished

@@ -9,8 +9,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from itertools import islice
+
 from slmtune.errors import ModelError
-from slmtune.infer.driver import Generation, Request, answer_all, answer_limit
+from slmtune.infer.driver import Generation, Request, answer_all, answer_limit, answer_stream
 from slmtune.run import OpenRun, RunDir, is_run_dir, open_renderer, open_run
 
 ENGINES = ("transformers", "vllm")
@@ -24,6 +27,10 @@ class TransformersEngine:
 
     def answer(self, requests: list[Request], batch_size: int) -> list[Generation]:
         return answer_all(self.opened, requests, batch_size)
+
+    def answer_stream(self, requests: Iterable, batch_size: int, window: int) -> Iterator:
+        """(tag, answer) as they finish; the decode loop never drains between windows."""
+        return answer_stream(self.opened, requests, batch_size, window)
 
 
 class VllmEngine:
@@ -60,6 +67,13 @@ class VllmEngine:
             enable_lora=self.lora is not None,
             max_lora_rank=64,
         )
+
+    def answer_stream(self, requests: Iterable, batch_size: int, window: int) -> Iterator:
+        """(tag, answer), one vLLM call per window (vLLM keeps its own batches full)."""
+        source = iter(requests)
+        while chunk := list(islice(source, window)):
+            answers = self.answer([r for _, r in chunk], batch_size)
+            yield from zip([t for t, _ in chunk], answers, strict=True)
 
     def answer(self, requests: list[Request], batch_size: int) -> list[Generation]:
         """All requests in one vLLM call (vLLM schedules its own batches)."""

@@ -1,10 +1,12 @@
 """`slmtune extract`: run a fine-tuned extractor over a huge file, crash-safe and resumable.
 
-The input is streamed (JSONL line by line, CSV row by row, Parquet by record batch) in
-windows of a few batches; each window is sorted by length inside the engine, answered, and
-its result lines are appended *in input order* and fsynced. Every input record yields
-exactly one output line, bad records included (with an error), so after a kill -9 the
-output's complete lines say exactly how far the job got:
+The input is streamed (JSONL line by line, CSV row by row, Parquet by record batch) into
+the engine's decode loop, read a window of a few batches at a time so each window's prompts
+can go in shortest first; the loop keeps decoding across window boundaries (the next window
+joins while the last one's answers are still running). Result lines are appended *in input
+order* as soon as every record before them is answered, and fsynced every window. Every
+input record yields exactly one output line, bad records included (with an error), so after
+a kill -9 the output's complete lines say exactly how far the job got:
 
     OUT                one JSON line per record: line, id, output, error, truncated
     OUT.state.json     what job this is (input, run, settings) and, at the end, its summary
@@ -19,7 +21,7 @@ import hashlib
 import json
 import os
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -71,15 +73,33 @@ def extract(
     stats: Counter = Counter()
     start = time.time()
     bar = tqdm(total=total, initial=done, desc="extract", unit="rec", disable=quiet)
+    window = cfg.batch_size * WINDOW_BATCHES
+    rows: deque[Pending] = deque()  # input order
+    requests = _requests(engine, records, cfg, rows)
+    unsynced = 0
     with out.open("ab") as f:
-        for window in _windows(records, cfg.batch_size * WINDOW_BATCHES):
-            rows = _answer_window(engine, window, cfg, answers, stats)
-            f.write(b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in rows))
-            f.flush()
-            os.fsync(f.fileno())
-            bar.update(len(rows))
-            seconds = max(time.time() - start, 1e-9)
-            bar.set_postfix(rec_s=f"{stats['records'] / seconds:.2f}", failed=stats["failed"])
+
+        def write_ready(sync: bool) -> None:
+            nonlocal unsynced
+            ready = []
+            while rows and rows[0].done:
+                ready.append(rows.popleft().row)
+            if ready:
+                f.write(b"".join(_line(r, stats) for r in ready))
+                f.flush()
+                unsynced += len(ready)
+                bar.update(len(ready))
+                seconds = max(time.time() - start, 1e-9)
+                bar.set_postfix(rec_s=f"{stats['records'] / seconds:.2f}", failed=stats["failed"])
+            if unsynced and (sync or unsynced >= window):
+                os.fsync(f.fileno())
+                unsynced = 0
+
+        for pending, gen in engine.answer_stream(requests, cfg.batch_size, window):
+            _fill_answer(pending.row, gen, answers, pending.text, stats)
+            pending.done = True
+            write_ready(sync=False)
+        write_ready(sync=True)
     bar.close()
     whole_job = _tally(out) if done else stats  # failures of the whole job, not only this part
     summary = _summary(stats, whole_job, time.time() - start, done, total)
@@ -187,11 +207,6 @@ def _count_records(path: Path) -> int:
 # -- answering ----------------------------------------------------------------------------
 
 
-def _windows(records: Iterator, size: int) -> Iterator[list]:
-    while window := list(islice(records, size)):
-        yield window
-
-
 @dataclass
 class Answers:
     """What an answer is: JSON (and which of its fields are copied from the input) or text."""
@@ -200,30 +215,31 @@ class Answers:
     verbatim: tuple  # verbatim_paths of the schema: their spans go into each row
 
 
-def _answer_window(engine, window, cfg: ExtractConfig, answers: Answers, stats) -> list[dict]:
-    """One output row per record of the window, in the window's order."""
-    rows, texts, waiting = [], [], []
-    for _file, where, item in window:
+@dataclass
+class Pending:
+    """A record's output row until it is written; `done` once answered (or unusable)."""
+
+    row: dict
+    text: str | None
+    done: bool
+
+
+def _requests(engine, records: Iterator, cfg: ExtractConfig, rows: deque) -> Iterator:
+    """(pending, request) for each usable record, read lazily; every record's Pending
+    (usable or not) joins `rows` in input order as it is read."""
+    for _file, where, item in records:
         row, text = _prepare(where, item, cfg)
-        rows.append(row)
+        rows.append(Pending(row, text, done=text is None))
         if text is not None:
-            texts.append(text)
-            waiting.append(row)
-    requests = requests_for(engine.opened, texts, cfg)
-    generations = engine.answer(requests, cfg.batch_size) if requests else []
-    for row, text, gen in zip(waiting, texts, generations, strict=True):
-        stats["prompt_tokens"] += gen.prompt_tokens
-        stats["new_tokens"] += gen.new_tokens
-        if gen.prompt_truncated:
-            row["truncated"] = True
-            stats["truncated"] += 1
-        _fill_answer(row, gen, answers, text)
-    for row in rows:
-        stats["records"] += 1
-        if row["error"]:
-            stats["failed"] += 1
-            stats[f"error:{row['error']['kind']}"] += 1
-    return rows
+            yield rows[-1], requests_for(engine.opened, [text], cfg)[0]
+
+
+def _line(row: dict, stats: Counter) -> bytes:
+    stats["records"] += 1
+    if row["error"]:
+        stats["failed"] += 1
+        stats[f"error:{row['error']['kind']}"] += 1
+    return json.dumps(row, ensure_ascii=False).encode() + b"\n"
 
 
 def _prepare(where: str, item, cfg: ExtractConfig) -> tuple[dict, str | None]:
@@ -256,7 +272,12 @@ def _prepare(where: str, item, cfg: ExtractConfig) -> tuple[dict, str | None]:
     return row, text
 
 
-def _fill_answer(row: dict, gen, answers: Answers, text: str) -> None:
+def _fill_answer(row: dict, gen, answers: Answers, text: str, stats: Counter) -> None:
+    stats["prompt_tokens"] += gen.prompt_tokens
+    stats["new_tokens"] += gen.new_tokens
+    if gen.prompt_truncated:
+        row["truncated"] = True
+        stats["truncated"] += 1
     if gen.error is not None:
         row["error"] = {"kind": "generation_failed", "message": str(gen.error)}
         return

@@ -253,3 +253,17 @@ def _reference(model, prompt: list[int], n: int, stops) -> list[int]:
             break
         ids.append(token)
     return ids[len(prompt) :]
+
+
+def test_the_stream_reads_the_next_window_while_a_long_answer_runs(loaded):
+    """extract's path: a long answer in the first window does not hold back the next
+    windows (the loop does not drain between them), and every request is answered once."""
+    from slmtune.infer.driver import Request, answer_stream
+
+    requests = [
+        (i, Request(loaded.prompt(TEXTS[i % len(TEXTS)]), max_new_tokens=60 if i == 0 else 2))
+        for i in range(8)
+    ]
+    order = [tag for tag, _ in answer_stream(loaded, iter(requests), batch_size=3, window=2)]
+    assert sorted(order) == list(range(8))
+    assert order.index(0) > order.index(5)  # windows 2 and 3 went by while 0 was decoding
