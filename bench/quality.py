@@ -42,8 +42,9 @@ def main() -> None:
     args = p.parse_args()
 
     from slmtune.cli import _quiet_libraries
-    from slmtune.config import DecodeConfig, TrainConfig
+    from slmtune.config import DecodeConfig
     from slmtune.data.convert import convert
+    from slmtune.demo import demo_recipe
     from slmtune.evaluate.evaluate import evaluate
     from slmtune.run import RunDir
     from slmtune.run.schema import run_schema
@@ -61,21 +62,7 @@ def main() -> None:
     run_dir = work / f"run_{args.train}_{args.epochs:g}ep_r{args.lora_r}"
     start = time.time()
     if not RunDir(run_dir).is_finished():
-        train(
-            TrainConfig(
-                data=str(work / "train.jsonl"),
-                out=str(run_dir),
-                epochs=args.epochs,
-                lr=args.lr,
-                lora_r=args.lora_r,
-                lora_alpha=2 * args.lora_r,
-                lora_dropout=0.0,
-                batch_size=4,
-                grad_accum=2,
-                warmup_ratio=0.05,
-                save_steps=100000,
-            )
-        )
+        train(demo_recipe(work / "train.jsonl", run_dir, args.epochs, args.lr, args.lora_r))
     train_minutes = (time.time() - start) / 60
     summary = json.loads(RunDir(run_dir).summary.read_text())
 

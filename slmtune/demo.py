@@ -16,6 +16,25 @@ from pathlib import Path
 import slmtune  # noqa: F401  (offline switches first)
 
 
+def demo_recipe(data, out, epochs: float = 1.0, lr: float = 4e-4, lora_r: int = 16):
+    """The demo's training settings (README, "What make demo does"); benchmarks reuse them."""
+    from slmtune.config import TrainConfig
+
+    return TrainConfig(
+        data=str(data),
+        out=str(out),
+        epochs=epochs,
+        lr=lr,
+        lora_r=lora_r,
+        lora_alpha=2 * lora_r,
+        lora_dropout=0.0,
+        batch_size=4,
+        grad_accum=2,
+        warmup_ratio=0.05,
+        save_steps=100_000,  # no checkpoints: a short run
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="demo_out", help="where data, run and report go")
@@ -31,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from slmtune.cli import _quiet_libraries
-    from slmtune.config import DecodeConfig, TrainConfig
+    from slmtune.config import DecodeConfig
     from slmtune.data.synth import synthesize, write_jsonl
     from slmtune.evaluate.evaluate import evaluate
     from slmtune.models import resolve_model
@@ -47,35 +66,22 @@ def main(argv: list[str] | None = None) -> None:
     def step(msg: str) -> None:
         print(f"\n==> [{time.time() - start:5.0f} s] {msg}", flush=True)
 
-    step("1/5 preparing the embedded model gemma-3-270m (one-time, ~1 min)")
+    step("1/6 preparing the embedded model gemma-3-270m (one-time, ~1 min)")
     resolve_model("gemma-3-270m")
 
-    step(f"2/5 synthesising complaint data: {args.train} train / {args.test} test records")
+    step(f"2/6 synthesising complaint data: {args.train} train / {args.test} test records")
     data = out / "data"
     write_jsonl(synthesize("complaints", args.train, seed=1), data / "train.jsonl")
     write_jsonl(synthesize("complaints", args.test, seed=2), data / "test.jsonl")
     write_jsonl(synthesize("complaints-unseen", args.unseen, seed=5), data / "unseen.jsonl")
 
     run_dir = out / "run"
-    step(f"3/5 fine-tuning with LoRA r={args.lora_r}, {args.epochs:g} epoch(s)")
+    step(f"3/6 fine-tuning with LoRA r={args.lora_r}, {args.epochs:g} epoch(s)")
     if RunDir(run_dir).is_finished():
         print(f"(reusing the finished run in {run_dir}; pass --fresh to retrain)")
     else:
         shutil.rmtree(run_dir, ignore_errors=True)
-        cfg = TrainConfig(
-            data=str(data / "train.jsonl"),
-            out=str(run_dir),
-            epochs=args.epochs,
-            lr=args.lr,
-            lora_r=args.lora_r,
-            lora_alpha=2 * args.lora_r,
-            lora_dropout=0.0,
-            batch_size=4,
-            grad_accum=2,
-            warmup_ratio=0.05,
-            save_steps=1000,
-        )
-        train(cfg)
+        train(demo_recipe(data / "train.jsonl", run_dir, args.epochs, args.lr, args.lora_r))
 
     step("4/6 evaluating base vs fine-tuned on the held-out test split")
     evaluate(str(run_dir), str(data / "test.jsonl"), str(out / "report"),
