@@ -6,7 +6,7 @@ Same run, same records, same batches; two decodings:
   free       the same schema with the verbatim marks removed (JSON grammar only)
 Reported per set and per form: field accuracy (long text fields by similarity >= 0.8, as
 `slmtune eval` scores them), parse rate, answers cut at the token limit, answers with a copied
-field that is not in their input. Writes bench/results/unseen_<task>.json.
+field that is not in their input. Writes bench/results/unseen_<task>_<run name>.json.
 
 Usage: python bench/unseen.py --run RUN --task complaints [--test FILE] [--unseen 240]
 """
@@ -70,7 +70,7 @@ def main() -> None:
         "results": results,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"unseen_{args.task}.json"
+    path = RESULTS / f"unseen_{args.task}_{Path(args.run).name}.json"
     path.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {path}")
 
