@@ -5,8 +5,8 @@ Same run, same records, same batches; two decodings:
   grounded   the run's schema.json as training wrote it (copied fields marked verbatim)
   free       the same schema with the verbatim marks removed (JSON grammar only)
 Reported per set and per form: field accuracy (long text fields by similarity >= 0.8, as
-`slmtune eval` scores them), parse rate, answers cut at the token limit, answers with a copied
-field that is not in their input. Writes bench/results/unseen_<task>_<run name>.json.
+`slmtune eval` scores them), parse rate, and answers with a copied field that is not in their
+input. Writes bench/results/unseen_<task>_<run name>.json.
 
 Usage: python bench/unseen.py --run RUN --task complaints [--test FILE] [--unseen 240]
 """
