@@ -31,6 +31,7 @@ def main() -> None:
     p.add_argument("--task", choices=["complaints", "policy-pages"], default="complaints")
     p.add_argument("--test", help="the run's own test split (default: 48 fresh records, seed 2)")
     p.add_argument("--unseen", type=int, default=240, help="held-out-form records (seed 5)")
+    p.add_argument("--no-test", action="store_true", help="score the held-out forms only")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--workdir", default=str(RESULTS / "work" / "unseen"))
@@ -49,7 +50,7 @@ def main() -> None:
     test = Path(args.test) if args.test else work / "test.jsonl"
     if not args.test:
         write_jsonl(synthesize(args.task, 48, seed=2), test)
-    sets = {"test split": test, **sets}
+    sets = sets if args.no_test else {"test split": test, **sets}
 
     schema = run_schema(args.run)
     free = json.loads(json.dumps(schema).replace('"verbatim": true', '"verbatim": false'))
