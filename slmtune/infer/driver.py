@@ -1,14 +1,15 @@
 """The one driver of the decode loop: requests in, answers out.
 
-predict, chat, eval and extract call `answer_all`; the server's batcher thread calls
-`Driver.admit` / `Driver.step` itself, between which it takes new requests. Either way a
-request becomes a decode-loop row in `prepare` (prompt tokens through the training
-template, stop tokens, grammar, sampling settings) and its text is watched by one
-`TextWatcher` (stop strings, streaming, cancellation), so every path gives the same
-answer to the same prompt.
+predict, chat and eval call `answer_all`, extract streams its records through
+`answer_stream`; the server's batcher thread calls `Driver.admit` / `Driver.step` itself,
+between which it takes new requests. Either way a request becomes a decode-loop row in
+`prepare` (prompt tokens through the training template, stop tokens, grammar, grounding,
+answer length, sampling settings) and its text is watched by one `TextWatcher` (stop
+strings, streaming, cancellation), so every path gives the same answer to the same prompt.
 
 With a JSON Schema (Request.schema) decoding is constrained by xgrammar, so every answer is
-valid JSON with exactly the schema's keys.
+valid JSON with exactly the schema's keys; fields the schema marks verbatim are copied from
+the input (infer/ground.py).
 """
 
 from __future__ import annotations
