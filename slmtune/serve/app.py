@@ -160,11 +160,13 @@ def create_app(pool, cfg: ServeConfig, *, api_key: str | None = None):
             raise HTTPException(400, f"model {served.name} has no answer schema (not a JSON task)")
         request = driver.Request(
             served.opened.prompt(req.text),
-            max_new_tokens=_max_tokens(req.max_tokens, cfg),
+            max_new_tokens=_max_tokens(req.max_tokens, cfg) if req.max_tokens else None,
             schema=served.opened.schema,
             adapter=served.adapter,
         )
         job = await _prepare(Job(served, request), False, req.truncate_prompt)
+        # without max_tokens: what a schema-valid answer to this text can need, within the cap
+        job.row.max_new_tokens = min(job.row.max_new_tokens, cfg.max_tokens_cap)
         _submit(batcher, job)
         result = await _wait(job, http)
         output, reason = parse_json_answer(result.text)
