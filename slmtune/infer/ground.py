@@ -51,7 +51,6 @@ class Segment:
 
     data: bytes
     continues: bool  # continues the value being written when the token started
-    closed: bool  # the token also closes that value
 
 
 @dataclass
@@ -92,7 +91,7 @@ class Scanner:
                 self.escaped = True
             elif b == QUOTE:
                 if self.verbatim:
-                    segments.append(Segment(bytes(data), continues, closed=True))
+                    segments.append(Segment(bytes(data), continues))
                 elif self.string_is_key and self.stack:
                     self.stack[-1].key = self.key.decode("utf-8", "replace")
                 self.in_string = self.verbatim = False
@@ -102,7 +101,7 @@ class Scanner:
             elif self.verbatim:
                 data.append(b)
         if self.verbatim and (data or continues is False):
-            segments.append(Segment(bytes(data), continues, closed=False))
+            segments.append(Segment(bytes(data), continues))
         return segments
 
     def _structure(self, b: int) -> None:
