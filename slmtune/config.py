@@ -61,8 +61,8 @@ class TrainConfig(BaseModel):
         0,
         ge=0,
         description=(
-            "extraction data: add this many re-laid-out copies of each record (copied values "
-            "kept, the text around them varied; see data/augment.py)"
+            "extraction data: add this many re-laid-out copies of each record (values copied "
+            "from the text kept, the text around them reordered, re-separated, noised)"
         ),
     )
 
