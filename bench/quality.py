@@ -47,6 +47,7 @@ def main() -> None:
     from slmtune.demo import demo_recipe
     from slmtune.evaluate.evaluate import evaluate
     from slmtune.run import RunDir
+    from slmtune.run.answer import without_verbatim
     from slmtune.run.schema import run_schema
     from slmtune.train.train import train
 
@@ -67,7 +68,7 @@ def main() -> None:
     summary = json.loads(RunDir(run_dir).summary.read_text())
 
     schema = run_schema(run_dir)
-    free = json.loads(json.dumps(schema).replace('"verbatim": true', '"verbatim": false'))
+    free = without_verbatim(schema)
     (work / "free_schema.json").write_text(json.dumps(free, ensure_ascii=False))
     (work / "grounded_schema.json").write_text(json.dumps(schema, ensure_ascii=False))
     results = {}

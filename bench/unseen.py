@@ -40,7 +40,7 @@ def main() -> None:
 
     from slmtune.cli import _quiet_libraries
     from slmtune.data.synth import synthesize, write_jsonl
-    from slmtune.run.answer import verbatim_paths
+    from slmtune.run.answer import verbatim_paths, without_verbatim
     from slmtune.run.schema import run_schema
 
     _quiet_libraries()
@@ -54,7 +54,7 @@ def main() -> None:
     sets = sets if args.no_test else {"test split": test, **sets}
 
     schema = run_schema(args.run)
-    free = json.loads(json.dumps(schema).replace('"verbatim": true', '"verbatim": false'))
+    free = without_verbatim(schema)
     schemas = {"grounded": schema} if args.grounded_only else {"grounded": schema, "free": free}
     results: dict = {}
     for set_name, path in sets.items():

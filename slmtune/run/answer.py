@@ -62,13 +62,10 @@ def _first_object(text: str) -> str | None:
     return None
 
 
-# -- which fields are verbatim, and where their values are ------------------------------
+# -- which fields are verbatim ------------------------------------------------------------
 
 VERBATIM = "verbatim"  # the JSON Schema keyword we add (xgrammar ignores it)
 ITEM = "[]"  # path step for "an item of this list"
-
-
-# -- which fields --------------------------------------------------------------------------
 
 
 def verbatim_paths(schema: dict | None) -> tuple[tuple[str, ...], ...]:
@@ -88,6 +85,15 @@ def verbatim_paths(schema: dict | None) -> tuple[tuple[str, ...], ...]:
 
     walk(schema, ())
     return tuple(found)
+
+
+def without_verbatim(schema: dict) -> dict:
+    """A copy of `schema` with every verbatim mark removed (the JSON grammar alone)."""
+    if isinstance(schema, dict):
+        return {k: without_verbatim(v) for k, v in schema.items() if k != VERBATIM}
+    if isinstance(schema, list):
+        return [without_verbatim(v) for v in schema]
+    return schema
 
 
 def schema_types(node: dict) -> list:

@@ -11,7 +11,7 @@ import torch
 from slmtune.infer.driver import Request, answer_all
 from slmtune.infer.ground import token_bytes
 from slmtune.run import infer_schema, open_run, parse_json_answer
-from slmtune.run.answer import spans, ungrounded, verbatim_paths
+from slmtune.run.answer import spans, ungrounded, verbatim_paths, without_verbatim
 
 SOURCES = [
     "我叫张三，住在北京市朝阳区建国路88号，邮箱zhangsan@qq.com，家里宽带经常断网。",
@@ -95,7 +95,7 @@ def test_the_allowed_tokens_continue_the_input(opened):
 
 
 def test_constrained_answers_copy_their_values_from_the_input(opened):
-    free = [parse_json_answer(g.text)[0] for g in _answers(opened, _unmarked(SCHEMA))]
+    free = [parse_json_answer(g.text)[0] for g in _answers(opened, without_verbatim(SCHEMA))]
     grounded = [parse_json_answer(g.text)[0] for g in _answers(opened, SCHEMA)]
     paths = verbatim_paths(SCHEMA)
     # the tiny random model invents text (and loops) when free to...
@@ -134,17 +134,13 @@ def test_a_model_that_wants_to_loop_closes_the_value(opened, monkeypatch):
 
     handle = head.register_forward_hook(favour)
     try:
-        free = _answers(opened, _unmarked(schema), [source], max_new_tokens=400)[0]
+        free = _answers(opened, without_verbatim(schema), [source], max_new_tokens=400)[0]
         grounded = _answers(opened, schema, [source], max_new_tokens=None)[0]  # derived limit
     finally:
         handle.remove()
     assert free.finish_reason == "length"  # it looped until the token limit
     value = parse_json_answer(grounded.text)[0]["q"]
     assert grounded.finished and value in source and grounded.new_tokens < 40
-
-
-def _unmarked(schema: dict) -> dict:
-    return json.loads(json.dumps(schema).replace('"verbatim": true', '"verbatim": false'))
 
 
 def test_verbatim_mask_never_lets_a_row_choose_a_grammar_forbidden_token():
