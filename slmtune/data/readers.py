@@ -176,3 +176,15 @@ def read_parquet(path: Path) -> Iterator[Item]:
 
 
 READERS = {".jsonl": read_jsonl, ".json": read_json, ".csv": read_csv, ".parquet": read_parquet}
+
+
+def count_records(path: Path) -> int:
+    """Number of records without holding the file in memory (for progress bars)."""
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    if path.suffix == ".jsonl":
+        with path.open("rb") as f:
+            return sum(1 for line in f if line.strip())
+    return sum(1 for _ in read_records(path))

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
@@ -28,7 +27,8 @@ from itertools import islice
 from pathlib import Path
 
 from slmtune.config import ExtractConfig
-from slmtune.data.readers import read_records
+from slmtune.data.readers import count_records, read_records
+from slmtune.data.resumable import ResumableOutput
 from slmtune.errors import Problem, SlmtuneError
 from slmtune.infer.driver import requests_for
 from slmtune.run import RunDir, decoding_schema, parse_json_answer
@@ -54,12 +54,13 @@ def extract(
     from slmtune.infer.engines import open_engine
 
     cfg = cfg or ExtractConfig()
-    out, state_path = Path(output), Path(f"{output}.state.json")
-    job = _job_identity(run, input_path, cfg)
-    previous = _previous_state(out, state_path, job, overwrite)  # checks only, writes nothing
-    total = _count_records(Path(input_path))
+    output_file = ResumableOutput(
+        "extract", [(output, "--output")], _job_identity(run, input_path, cfg)
+    )
+    previous = output_file.previous(overwrite)  # checks only, writes nothing
+    total = count_records(Path(input_path))
     total = min(total, limit) if limit is not None else total
-    done = _complete_lines(out, repair=False) if previous else 0
+    done = output_file.done() if previous else 0
     if previous and done >= total:
         if not quiet:
             print(f"{output}: already complete ({done} records); nothing to do")
@@ -68,7 +69,7 @@ def extract(
     engine = open_engine(cfg.engine, run)  # a bad run, engine or schema fails before any write
     schema = decoding_schema(engine.opened, cfg.schema_file, constrain=True)
     answers = Answers(schema is not None, verbatim_paths(schema))
-    done = _open_output(out, state_path, job, overwrite)
+    done = output_file.open(overwrite)
     records = islice(read_records(input_path), done, limit)
     stats: Counter = Counter()
     start = time.time()
@@ -76,40 +77,34 @@ def extract(
     window = cfg.batch_size * WINDOW_BATCHES
     rows: deque[Pending] = deque()  # input order
     requests = _requests(engine, records, cfg, rows)
-    unsynced = 0
-    with out.open("ab") as f:
 
-        def write_ready(sync: bool) -> None:
-            nonlocal unsynced
-            ready = []
-            while rows and rows[0].done:
-                ready.append(rows.popleft().row)
-            if ready:
-                f.write(b"".join(_line(r, stats) for r in ready))
-                f.flush()
-                unsynced += len(ready)
-                bar.update(len(ready))
-                seconds = max(time.time() - start, 1e-9)
-                bar.set_postfix(rec_s=f"{stats['records'] / seconds:.2f}", failed=stats["failed"])
-            if unsynced and (sync or unsynced >= window):
-                os.fsync(f.fileno())
-                unsynced = 0
+    def write_ready(sync: bool) -> None:
+        ready = []
+        while rows and rows[0].done:
+            ready.append(rows.popleft().row)
+        if ready:
+            output_file.write([(0, _counted(row, stats)) for row in ready])
+            bar.update(len(ready))
+            seconds = max(time.time() - start, 1e-9)
+            bar.set_postfix(rec_s=f"{stats['records'] / seconds:.2f}", failed=stats["failed"])
+        if output_file.unsynced and (sync or output_file.unsynced >= window):
+            output_file.sync()
 
-        for pending, gen in engine.answer_stream(requests, cfg.batch_size, window):
-            _fill_answer(pending.row, gen, answers, pending.text, stats)
-            pending.done = True
-            write_ready(sync=False)
-        write_ready(sync=True)
+    for pending, gen in engine.answer_stream(requests, cfg.batch_size, window):
+        _fill_answer(pending.row, gen, answers, pending.text, stats)
+        pending.done = True
+        write_ready(sync=False)
+    write_ready(sync=True)
     bar.close()
-    whole_job = _tally(out) if done else stats  # failures of the whole job, not only this part
+    whole_job = _tally(output_file) if done else stats  # the whole job's failures, not this part
     summary = _summary(stats, whole_job, time.time() - start, done, total)
-    _write_state(state_path, {**job, "summary": summary})
+    output_file.close(summary)
     if not quiet:
         print(json.dumps(summary, indent=2, ensure_ascii=False))
     return summary
 
 
-# -- job identity and resume -------------------------------------------------------------
+# -- job identity -------------------------------------------------------------------------
 
 
 def _job_identity(run: str, input_path: str, cfg: ExtractConfig) -> dict:
@@ -134,74 +129,6 @@ def _schema_digest(run: str, cfg: ExtractConfig) -> str | None:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:  # no schema (free-text run), or a --schema that fails later with a message
         return None
-
-
-def _previous_state(out: Path, state_path: Path, job: dict, overwrite: bool) -> dict | None:
-    """The saved state of this same job (None for a new one); refuses foreign outputs, with
-    --overwrite too: only a file that extract wrote (it has a state file) is ever replaced."""
-    if out.exists() and not state_path.exists():
-        raise SlmtuneError(
-            f"--output {out} exists and was not written by `slmtune extract`; "
-            "choose another --output (nothing was changed)"
-        )
-    if overwrite:
-        return None
-    if not state_path.exists():
-        return None
-    previous = json.loads(state_path.read_text())
-    if {k: v for k, v in previous.items() if k != "summary"} != job:
-        raise SlmtuneError(
-            f"--output {out} belongs to another job (different input, run or settings); "
-            "pass --overwrite to start it over, or choose another --output"
-        )
-    return previous
-
-
-def _open_output(out: Path, state_path: Path, job: dict, overwrite: bool) -> int:
-    """Record the job, and return how many records OUT already holds (0 for a new job)."""
-    if overwrite:
-        out.unlink(missing_ok=True)
-        state_path.unlink(missing_ok=True)
-    _write_state(state_path, job)
-    if not out.exists():
-        out.touch()
-        return 0
-    return _complete_lines(out, repair=True)
-
-
-def _complete_lines(out: Path, repair: bool) -> int:
-    """Count the complete lines; with repair, cut a torn last one (died mid-write)."""
-    if not out.exists():
-        return 0
-    size, lines, last_newline = 0, 0, 0
-    with out.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            lines += chunk.count(b"\n")
-            if b"\n" in chunk:
-                last_newline = size + chunk.rindex(b"\n") + 1
-            size += len(chunk)
-    if repair and last_newline < size:
-        with out.open("r+b") as f:
-            f.truncate(last_newline)
-    return lines
-
-
-def _write_state(path: Path, state: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(state, indent=2, ensure_ascii=False))
-    os.replace(tmp, path)
-
-
-def _count_records(path: Path) -> int:
-    """Number of records without holding the file in memory (for the progress bar)."""
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return pq.ParquetFile(path).metadata.num_rows
-    if path.suffix == ".jsonl":
-        with path.open("rb") as f:
-            return sum(1 for line in f if line.strip())
-    return sum(1 for _ in read_records(path))
 
 
 # -- answering ----------------------------------------------------------------------------
@@ -234,12 +161,12 @@ def _requests(engine, records: Iterator, cfg: ExtractConfig, rows: deque) -> Ite
             yield rows[-1], requests_for(engine.opened, [text], cfg)[0]
 
 
-def _line(row: dict, stats: Counter) -> bytes:
+def _counted(row: dict, stats: Counter) -> dict:
     stats["records"] += 1
     if row["error"]:
         stats["failed"] += 1
         stats[f"error:{row['error']['kind']}"] += 1
-    return json.dumps(row, ensure_ascii=False).encode() + b"\n"
+    return row
 
 
 def _prepare(where: str, item, cfg: ExtractConfig) -> tuple[dict, str | None]:
@@ -296,16 +223,14 @@ def _fill_answer(row: dict, gen, answers: Answers, text: str, stats: Counter) ->
     row["raw"] = gen.text  # nothing is lost: the unparsable answer is kept
 
 
-def _tally(out: Path) -> Counter:
+def _tally(output_file: ResumableOutput) -> Counter:
     """Failures and truncations over every line of OUT (after a resume: the whole job)."""
     counts: Counter = Counter()
-    with out.open("rb") as f:
-        for line in f:
-            row = json.loads(line)
-            counts["truncated"] += bool(row.get("truncated"))
-            if row.get("error"):
-                counts["failed"] += 1
-                counts[f"error:{row['error']['kind']}"] += 1
+    for row in output_file.rows():
+        counts["truncated"] += bool(row.get("truncated"))
+        if row.get("error"):
+            counts["failed"] += 1
+            counts[f"error:{row['error']['kind']}"] += 1
     return counts
 
 
