@@ -13,6 +13,7 @@ from slmtune.config import (
     DEFAULT_MAX_LENGTH,
     DecodeConfig,
     ExtractConfig,
+    LabelConfig,
     ServeConfig,
     TrainConfig,
 )
@@ -75,6 +76,42 @@ def models():
         typer.echo(f"{row['name']:<28} {row['kind']:<16} {state}")
         if row.get("description"):
             typer.echo(f"{'':<28} {row['description']}")
+
+
+# -- label ----------------------------------------------------------------------------------
+
+
+@app.command()
+@friendly
+@config_options(LabelConfig)
+def label(
+    cfg: LabelConfig,
+    input: str = typer.Option(..., "--input", help="raw records to label (.jsonl, .csv, .parquet)"),
+    output: str = typer.Option(
+        ..., "--output", "--out", help="labelled records (alpaca), ready for `slmtune train`"
+    ),
+    rejects: str = typer.Option(
+        None,
+        help="records the teacher did not label well, with the reason "
+        "[default: OUTPUT with .rejects.jsonl]",
+    ),
+    limit: int = typer.Option(None, help="only the first N records (after --select)"),
+    overwrite: bool = typer.Option(False, help="start over instead of resuming OUTPUT"),
+):
+    """Label raw texts with a big teacher model (any OpenAI-compatible endpoint).
+
+    Answers are parsed, checked against the schema (--schema, else learned from --example
+    records or from the first answers) and against the text (a verbatim field's value must
+    occur in it); the good ones become training records, the others go to REJECTS with the
+    reason. The API key is read from the variable --api-key-env names and never shown.
+    Crash-safe and resumable: after a kill, rerun the same command.
+    Example: slmtune label --input raw.jsonl --output labelled.jsonl --teacher-url
+    https://api.deepseek.com/v1 --teacher-model deepseek-chat --api-key-env DEEPSEEK_API_KEY
+    --system "Extract name, address, email and question as JSON" --select diverse --budget 400
+    """
+    from slmtune.label.label import label as run_label
+
+    run_label(input, output, cfg, rejects=rejects, limit=limit, overwrite=overwrite)
 
 
 # -- train ----------------------------------------------------------------------------------

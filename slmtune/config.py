@@ -154,6 +154,54 @@ class ExtractConfig(DecodeConfig):
     )
 
 
+class LabelConfig(BaseModel):
+    """`slmtune label`: who labels, how, and which texts. What makes two runs the same job
+    (so one may resume the other) is everything but the speed and price settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    teacher_url: str = Field(..., description="the teacher's OpenAI-compatible base URL (…/v1)")
+    teacher_model: str = Field(..., description="the teacher's model name")
+    system: str = Field(..., description="the instruction: system prompt of teacher and training")
+    api_key_env: str | None = Field(
+        None, description="environment variable holding the teacher's API key (never printed)"
+    )
+    text_field: str = Field("text", description="the field holding the text to label")
+    id_field: str = Field("id", description="copied to each labelled record when present")
+    schema_file: str | None = Field(
+        None, description="JSON Schema the answers must follow", **flag("--schema")
+    )
+    example: str | None = Field(
+        None, description="labelled records (alpaca/messages) to learn the schema from"
+    )
+    select: Literal["random", "diverse", "uncertain"] | None = Field(
+        None,
+        description="label only --budget texts: random, diverse (cover the pool) or "
+        "uncertain (the --student's doubt); default: every text",
+    )
+    budget: int | None = Field(None, gt=0, description="how many texts --select picks")
+    student: str | None = Field(None, description="--select uncertain: the run whose doubt ranks")
+    seed: int = Field(0, description="seed of --select")
+    temperature: float = Field(0.0, ge=0, description="the teacher's sampling temperature")
+    max_tokens: int = Field(1024, gt=0, description="the teacher's answer length limit")
+    concurrency: int = Field(8, gt=0, description="texts being labelled at once")
+    rpm: int | None = Field(None, gt=0, description="at most this many requests per minute")
+    timeout: float = Field(120.0, gt=0, description="seconds per request before it is retried")
+    retries: int = Field(4, ge=0, description="retries on 429, 5xx, timeouts (with backoff)")
+    price_in: float = Field(0.0, ge=0, description="price per million prompt tokens (cost)")
+    price_out: float = Field(0.0, ge=0, description="price per million answer tokens (cost)")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LabelConfig:
+        if self.select and not self.budget:
+            raise ValueError("--select needs --budget N (how many texts to label)")
+        if self.budget and not self.select:
+            raise ValueError("--budget needs --select random|diverse|uncertain")
+        if self.student and self.select != "uncertain":
+            raise ValueError("--student is only used by --select uncertain")
+        return self
+
+
 class ServeConfig(BaseModel):
     """`slmtune serve`: where it listens, how it batches, what it accepts."""
 

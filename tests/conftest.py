@@ -141,3 +141,11 @@ def tiny_run(tmp_path_factory):
         max_length=128,
     )
     return train(cfg)
+
+
+@pytest.fixture(scope="module")
+def short_run(tiny_run, tmp_path_factory):
+    """The tiny run with a short-string schema, so its JSON answers finish (serve, label)."""
+    from tests.serve.harness import short_run_copy
+
+    return short_run_copy(tiny_run, tmp_path_factory.mktemp("short") / "run")

@@ -62,6 +62,7 @@ class Row:
     adapter: str | None = None  # PEFT adapter name on a multi-adapter model; None = base
     grounding: object | None = None  # infer/ground.Grounding: verbatim values; None = off
     on_token: Callable[[int], bool] | None = None  # sees each new token; True = stop here
+    logprobs: list[float] | None = None  # [] = record each chosen token's log-probability
     tag: object = None  # the caller's own bookkeeping
     tokens: list[int] = field(default_factory=list)  # the answer so far
     finish: str | None = None  # "stop" (stop token / on_token), "length" or "error", once done
@@ -222,6 +223,9 @@ class DecodeLoop:
                     tokens[i] = _sample(logits[i].cpu(), row)
                 except Exception as exc:
                     row._fail(exc)
+        for i, row in enumerate(rows):
+            if row.logprobs is not None and row.finish is None:  # under the masks: the choices left
+                row.logprobs.append(float(torch.log_softmax(logits[i], -1)[tokens[i]]))
         return tokens
 
     def _join(self, rows: list[Row], cache: DynamicCache, mask, tokens) -> None:

@@ -44,6 +44,7 @@ class Request:
     adapter: str | None = None  # PEFT adapter of a multi-adapter model; None = as loaded
     on_text: Callable[[str], None] | None = None  # streaming: each new piece of the answer
     cancelled: Callable[[], bool] | None = None  # asked at every token; True frees the row
+    logprobs: bool = False  # report each answer token's log-probability (Generation.logprobs)
 
 
 def requests_for(opened: OpenRun, prompts: list, cfg: DecodeConfig) -> list[Request]:
@@ -71,6 +72,7 @@ class Generation:
     finish_reason: str  # "stop" (token or string) | "length" (max_new_tokens) | "error"
     prompt_truncated: bool  # the input was shortened to fit the context
     error: Exception | None = None  # finish_reason "error": what failed (this answer only)
+    logprobs: list[float] | None = None  # Request.logprobs: per chosen token (stop included)
 
     @property
     def finished(self) -> bool:
@@ -115,7 +117,13 @@ class TextWatcher:
         self._stream(text, final=True)
         reason = "stop" if self.cut else row.finish
         return Generation(
-            text, len(row.prompt), len(row.tokens), reason, prompt_truncated, row.error
+            text,
+            len(row.prompt),
+            len(row.tokens),
+            reason,
+            prompt_truncated,
+            row.error,
+            row.logprobs,
         )
 
     def text(self) -> str:
@@ -172,6 +180,7 @@ def prepare(opened: OpenRun, request: Request, tag: object = None) -> Row:
         seed=request.seed,
         adapter=request.adapter,
         on_token=watcher.feed,
+        logprobs=[] if request.logprobs else None,
         tag=Flight(watcher, truncated, tag),
     )
 
