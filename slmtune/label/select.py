@@ -4,10 +4,13 @@ Each strategy gets the pool's texts and a budget and returns the chosen position
 so labelling keeps input order):
 - random:    a seeded uniform sample; the baseline the others must beat.
 - diverse:   texts that cover the pool. Character 2-4-grams (any language, layout marks
-             included) hashed and tf-idf weighted, reduced by truncated SVD (LSA), clustered
-             into `budget` groups by mini-batch k-means (scikit-learn); the text nearest each
-             centre is chosen, so every kind of text the pool holds gets labels, and a form
-             that fills half the pool does not take half the budget.
+             included) hashed and tf-idf weighted, reduced by truncated SVD (LSA), all with
+             scikit-learn; then greedy k-center (the core-set selection of Sener & Savarese,
+             2018): start from the most typical text, and take next the text farthest from
+             everything chosen so far. Every kind of text the pool holds gets labels early,
+             and a form that fills half the pool does not take half the budget. (k-means
+             centres were tried first: they follow the mass, and gave a dominant form two
+             of four picks while a small form got none.)
 - uncertain: the student's own doubt. The student run answers (constrained, grounded,
              greedy) a random sample of candidates, and the texts whose answers have the
              lowest mean token log-probability (MNLP, Shen et al. 2017) are chosen.
@@ -49,10 +52,23 @@ def select(
 
 def _diverse(texts: list[str], budget: int, seed: int) -> list[int]:
     import numpy as np
-    from sklearn.cluster import MiniBatchKMeans
+
+    points = _embed(texts, seed)
+    first = int(np.argmin(np.linalg.norm(points - points.mean(0), axis=1)))  # the most typical
+    chosen = [first]
+    distance = 1 - points @ points[first]  # cosine distance to the nearest chosen text
+    while len(chosen) < budget:
+        far = int(np.argmax(distance))
+        chosen.append(far)
+        distance = np.minimum(distance, 1 - points @ points[far])
+        distance[chosen] = -np.inf
+    return sorted(chosen)
+
+
+def _embed(texts: list[str], seed: int):
+    """Unit vectors for the texts: character 2-4-grams, hashed, tf-idf, LSA."""
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
-    from sklearn.metrics import pairwise_distances_argmin
     from sklearn.preprocessing import normalize
 
     counts = HashingVectorizer(
@@ -60,16 +76,7 @@ def _diverse(texts: list[str], budget: int, seed: int) -> list[int]:
     ).transform(texts)
     weighted = TfidfTransformer(sublinear_tf=True).fit_transform(counts)
     dims = min(SVD_DIMENSIONS, weighted.shape[0] - 1, weighted.shape[1] - 1)
-    points = normalize(TruncatedSVD(dims, random_state=seed).fit_transform(weighted))
-    kmeans = MiniBatchKMeans(budget, random_state=seed, n_init=3, batch_size=2048)
-    kmeans.fit(points)
-    nearest = pairwise_distances_argmin(kmeans.cluster_centers_, points)
-    chosen = list(dict.fromkeys(int(i) for i in nearest))  # a centre may share its nearest
-    if len(chosen) < budget:  # fill up with the texts farthest from every chosen one
-        distance = np.min(1 - points @ points[chosen].T, axis=1)
-        distance[chosen] = -np.inf
-        chosen += [int(i) for i in np.argsort(-distance)[: budget - len(chosen)]]
-    return sorted(chosen)
+    return normalize(TruncatedSVD(dims, random_state=seed).fit_transform(weighted))
 
 
 def _uncertain(

@@ -267,3 +267,27 @@ def test_the_stream_reads_the_next_window_while_a_long_answer_runs(loaded):
     order = [tag for tag, _ in answer_stream(loaded, iter(requests), batch_size=3, window=2)]
     assert sorted(order) == list(range(8))
     assert order.index(0) > order.index(5)  # windows 2 and 3 went by while 0 was decoding
+
+
+def test_logprobs_are_the_models_own_for_each_chosen_token(loaded, monkeypatch):
+    """Row.logprobs against a full forward pass per token (no cache, no batch): the
+    log-probability the model gives each token it chose, the ending stop token included."""
+    monkeypatch.setenv("SLMTUNE_BF16_MATMUL", "0")
+    rows = _rows(loaded, ["我叫张三", "电表读数异常，水费太贵了"], max_new_tokens=12)
+    for row in rows:
+        row.logprobs = []
+    loop = DecodeLoop(loaded.model, loaded.tokenizer.pad_token_id)
+    loop.add(rows)
+    while loop.rows:
+        loop.step()
+    for row in rows:
+        chosen = row.tokens + ([] if row.finish == "length" else [None])  # None: the stop token
+        assert len(row.logprobs) == len(chosen)
+        for k, logprob in enumerate(row.logprobs):
+            with torch.inference_mode():
+                ids = torch.tensor([row.prompt + row.tokens[:k]])
+                logits = loaded.model(input_ids=ids, use_cache=False).logits[0, -1].float()
+            expected = torch.log_softmax(logits, -1)
+            token = chosen[k] if chosen[k] is not None else int(logits.argmax())
+            assert logprob == pytest.approx(float(expected[token]), abs=1e-3)
+            assert logprob == pytest.approx(float(expected.max()), abs=1e-3)  # greedy: the best
