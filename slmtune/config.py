@@ -181,6 +181,9 @@ class LabelConfig(BaseModel):
     )
     budget: int | None = Field(None, gt=0, description="how many texts --select picks")
     student: str | None = Field(None, description="--select uncertain: the run whose doubt ranks")
+    candidates: int | None = Field(
+        None, gt=0, description="--select uncertain: texts the student answers (default 4 x budget)"
+    )
     seed: int = Field(0, description="seed of --select")
     temperature: float = Field(0.0, ge=0, description="the teacher's sampling temperature")
     max_tokens: int = Field(1024, gt=0, description="the teacher's answer length limit")
@@ -197,8 +200,8 @@ class LabelConfig(BaseModel):
             raise ValueError("--select needs --budget N (how many texts to label)")
         if self.budget and not self.select:
             raise ValueError("--budget needs --select random|diverse|uncertain")
-        if self.student and self.select != "uncertain":
-            raise ValueError("--student is only used by --select uncertain")
+        if (self.student or self.candidates) and self.select != "uncertain":
+            raise ValueError("--student and --candidates are only used by --select uncertain")
         return self
 
 

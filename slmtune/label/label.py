@@ -241,7 +241,9 @@ def _select(input_path: str, cfg: LabelConfig) -> list[int]:
         if _prepare(where, item, cfg)[1] is not None:
             positions.append(n)
             texts.append(str(item[cfg.text_field]))
-    picked = select(cfg.select, texts, cfg.budget, cfg.seed, student=cfg.student)
+    picked = select(
+        cfg.select, texts, cfg.budget, cfg.seed, student=cfg.student, candidates=cfg.candidates
+    )
     return [positions[i] for i in picked]
 
 

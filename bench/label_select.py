@@ -1,0 +1,151 @@
+"""Which texts to label: `label --select random | diverse | uncertain` at equal budgets.
+
+A company's pool of raw complaints: mostly one layout (the training generator's forms) and a
+minority of others (the held-out-forms generator). An oracle teacher (a real HTTP endpoint
+answering with the gold labels, slmtune/label/oracle.py) labels the texts each strategy
+picks; a model is trained on them from the base with the demo's recipe and scored, grounded,
+on held-out records of *both* kinds (another seed, never in the pool). `uncertain` ranks by
+the doubt of --student (a run trained on the training generator's complaints).
+
+Same pool, same teacher, same training settings and evaluation sets for every strategy.
+Writes bench/results/label_select.json.
+
+Usage: python bench/label_select.py --student RUN [--budgets 32 64] [--epochs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import slmtune  # noqa: F401  (offline switches first)
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+sys.path.insert(0, str(ROOT))  # tests.serve.harness: the loopback server the tests use too
+STRATEGIES = ("random", "diverse", "uncertain")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--student", required=True, help="run whose doubt ranks (uncertain)")
+    p.add_argument("--budgets", type=int, nargs="+", default=[32, 64])
+    p.add_argument("--pool-seen", type=int, default=400, help="pool: training-generator texts")
+    p.add_argument("--pool-unseen", type=int, default=100, help="pool: held-out-form texts")
+    p.add_argument("--eval", type=int, default=30, help="held-out records of each kind")
+    p.add_argument("--epochs", type=float, default=3.0)
+    p.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
+    p.add_argument("--workdir", default=str(RESULTS / "work" / "label_select"))
+    args = p.parse_args()
+
+    from slmtune.cli import _quiet_libraries
+    from slmtune.data.synth import synthesize, write_jsonl
+    from slmtune.label.oracle import oracle_app
+    from tests.serve.harness import Server
+
+    _quiet_libraries()
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    seen = synthesize("complaints", args.pool_seen, seed=11)
+    unseen = synthesize("complaints-unseen", args.pool_unseen, seed=12)
+    pool = [{**r, "form": "seen"} for r in seen] + unseen
+    random.Random(0).shuffle(pool)
+    raw = work / "pool.jsonl"
+    write_jsonl([{"id": i, "text": r["instruction"]} for i, r in enumerate(pool)], raw)
+    forms = {r["instruction"]: r["form"] for r in pool}
+    eval_sets = {
+        "unseen forms": work / "eval_unseen.jsonl",
+        "training forms": work / "eval_seen.jsonl",
+    }
+    write_jsonl(synthesize("complaints-unseen", args.eval, seed=5), eval_sets["unseen forms"])
+    write_jsonl(synthesize("complaints", args.eval, seed=2), eval_sets["training forms"])
+
+    server = Server(oracle_app({r["instruction"]: r["output"] for r in pool}))
+    results: dict = {}
+    try:
+        for budget in args.budgets:
+            for strategy in args.strategies:
+                result = _one(args, work, server, raw, pool[0]["system"], strategy, budget)
+                result["picked_forms"] = dict(
+                    sorted(Counter(forms[t] for t in result.pop("texts")).items())
+                )
+                results.setdefault(str(budget), {})[strategy] = result
+                _scores = {k: v["field_accuracy"] for k, v in result["eval"].items()}
+                print(budget, strategy, json.dumps(_scores), result["picked_forms"], flush=True)
+                _write(args, results)
+    finally:
+        server.stop()
+
+
+def _one(args, work: Path, server, raw: Path, system: str, strategy: str, budget: int) -> dict:
+    from slmtune.config import DecodeConfig, LabelConfig
+    from slmtune.demo import demo_recipe
+    from slmtune.evaluate.evaluate import evaluate
+    from slmtune.label.label import label
+    from slmtune.train.train import train
+
+    name = f"{strategy}_{budget}"
+    labelled = work / f"{name}.jsonl"
+    cfg = LabelConfig(
+        teacher_url=f"{server.url}/v1",
+        teacher_model="oracle",
+        system=system,
+        select=strategy,
+        budget=budget,
+        student=args.student if strategy == "uncertain" else None,
+        candidates=4 * max(args.budgets) if strategy == "uncertain" else None,
+    )
+    start = time.time()
+    label(str(raw), str(labelled), cfg, overwrite=True, quiet=True)
+    select_seconds = time.time() - start
+    texts = [json.loads(x)["instruction"] for x in labelled.read_text().splitlines()]
+    run = work / f"run_{name}"
+    start = time.time()
+    shutil.rmtree(run, ignore_errors=True)
+    train(demo_recipe(labelled, run, epochs=args.epochs))
+    train_seconds = time.time() - start
+    scores = {}
+    for set_name, data in {
+        "unseen forms": work / "eval_unseen.jsonl",
+        "training forms": work / "eval_seen.jsonl",
+    }.items():
+        metrics = evaluate(str(run), str(data), str(work / f"eval_{name}_{data.stem}"),
+                           DecodeConfig(batch_size=16), quiet=True)  # fmt: skip
+        m = next(iter(metrics.values()))
+        scores[set_name] = {
+            "field_accuracy": m["field_accuracy"],
+            "parse_rate": m["parse_rate"],
+            "per_field": {k: v["accuracy"] for k, v in m["per_field"].items()},
+        }
+    return {
+        "texts": texts,
+        "eval": scores,
+        "seconds": {"label": round(select_seconds, 1), "train": round(train_seconds, 1)},
+    }
+
+
+def _write(args, results: dict) -> None:
+    out = {
+        "benchmark": "label --select: learning curves at equal budgets (oracle teacher)",
+        "pool": {
+            "training-generator texts": args.pool_seen,
+            "held-out-form texts": args.pool_unseen,
+        },
+        "eval_records_per_set": args.eval,
+        "training": f"demo recipe from the base model, {args.epochs} epochs",
+        "student": str(args.student),
+        "results": results,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / "label_select.json"
+    path.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    main()
