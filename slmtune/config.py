@@ -149,8 +149,24 @@ class ExtractConfig(DecodeConfig):
     text_field: str = Field("text", description="the field holding the text to answer")
     id_field: str = Field("id", description="copied to each result when present")
     batch_size: int = Field(32, gt=0, description="records decoded at once")
-    engine: Literal["transformers", "vllm"] = Field(
-        "transformers", description="generation engine (vllm: NVIDIA GPU)"
+    engine: Literal["transformers", "vllm", "ray"] = Field(
+        "transformers",
+        description="generation engine (vllm: NVIDIA GPU; ray: shards over a Ray cluster)",
+    )
+    ray_address: str | None = Field(
+        None,
+        description="--engine ray: cluster to join (auto, ray://host:10001); default: "
+        "start a local one on 127.0.0.1",
+    )
+    workers: int = Field(2, gt=0, description="--engine ray: worker actors (each loads the run)")
+    worker_engine: Literal["transformers", "vllm"] = Field(
+        "transformers", description="--engine ray: each worker's engine (vllm: one GPU each)"
+    )
+    worker_cpus: int | None = Field(
+        None, gt=0, description="--engine ray: CPUs per worker (default: local cores / workers)"
+    )
+    shard_records: int = Field(
+        256, gt=0, description="--engine ray: records per shard (the unit committed and retried)"
     )
 
 

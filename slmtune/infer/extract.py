@@ -35,7 +35,7 @@ from slmtune.run import RunDir, decoding_schema, parse_json_answer
 from slmtune.run.answer import spans, verbatim_paths
 
 WINDOW_BATCHES = 4  # records read ahead = batch size × this: room to sort by length
-NOT_THE_JOB = ("batch_size",)  # settings that change speed, not answers: free on resume
+NOT_THE_JOB = ("batch_size", "ray_address", "workers", "worker_cpus")  # speed, not answers
 
 
 def extract(
@@ -54,8 +54,14 @@ def extract(
     from slmtune.infer.engines import open_engine
 
     cfg = cfg or ExtractConfig()
+    if cfg.engine == "ray":
+        from slmtune.infer.ray_extract import extract_on_ray
+
+        job = job_identity(run, input_path, cfg)
+        return extract_on_ray(run, input_path, output, cfg, job, limit=limit,
+                              overwrite=overwrite, quiet=quiet)  # fmt: skip
     output_file = ResumableOutput(
-        "extract", [(output, "--output")], _job_identity(run, input_path, cfg)
+        "extract", [(output, "--output")], job_identity(run, input_path, cfg)
     )
     previous = output_file.previous(overwrite)  # checks only, writes nothing
     total = count_records(Path(input_path))
@@ -83,7 +89,7 @@ def extract(
         while rows and rows[0].done:
             ready.append(rows.popleft().row)
         if ready:
-            output_file.write([(0, _counted(row, stats)) for row in ready])
+            output_file.write([(0, counted(row, stats)) for row in ready])
             bar.update(len(ready))
             seconds = max(time.time() - start, 1e-9)
             bar.set_postfix(rec_s=f"{stats['records'] / seconds:.2f}", failed=stats["failed"])
@@ -91,13 +97,13 @@ def extract(
             output_file.sync()
 
     for pending, gen in engine.answer_stream(requests, cfg.batch_size, window):
-        _fill_answer(pending.row, gen, answers, pending.text, stats)
+        fill_answer(pending.row, gen, answers, pending.text, stats)
         pending.done = True
         write_ready(sync=False)
     write_ready(sync=True)
     bar.close()
-    whole_job = _tally(output_file) if done else stats  # the whole job's failures, not this part
-    summary = _summary(stats, whole_job, time.time() - start, done, total)
+    whole_job = tally(output_file) if done else stats  # the whole job's failures, not this part
+    summary = job_summary(stats, whole_job, time.time() - start, done, total)
     output_file.close(summary)
     if not quiet:
         print(json.dumps(summary, indent=2, ensure_ascii=False))
@@ -107,7 +113,7 @@ def extract(
 # -- job identity -------------------------------------------------------------------------
 
 
-def _job_identity(run: str, input_path: str, cfg: ExtractConfig) -> dict:
+def job_identity(run: str, input_path: str, cfg: ExtractConfig) -> dict:
     path = Path(input_path)
     if not path.is_file():
         raise SlmtuneError(f"--input {input_path}: no such file")
@@ -155,13 +161,13 @@ def _requests(engine, records: Iterator, cfg: ExtractConfig, rows: deque) -> Ite
     """(pending, request) for each usable record, read lazily; every record's Pending
     (usable or not) joins `rows` in input order as it is read."""
     for _file, where, item in records:
-        row, text = _prepare(where, item, cfg)
+        row, text = prepare_record(where, item, cfg)
         rows.append(Pending(row, text, done=text is None))
         if text is not None:
             yield rows[-1], requests_for(engine.opened, [text], cfg)[0]
 
 
-def _counted(row: dict, stats: Counter) -> dict:
+def counted(row: dict, stats: Counter) -> dict:
     stats["records"] += 1
     if row["error"]:
         stats["failed"] += 1
@@ -169,7 +175,7 @@ def _counted(row: dict, stats: Counter) -> dict:
     return row
 
 
-def _prepare(where: str, item, cfg: ExtractConfig) -> tuple[dict, str | None]:
+def prepare_record(where: str, item, cfg: ExtractConfig) -> tuple[dict, str | None]:
     """The output row skeleton and the text to answer (None when the record is unusable)."""
     number = where.split()[-1]
     row = {
@@ -199,7 +205,7 @@ def _prepare(where: str, item, cfg: ExtractConfig) -> tuple[dict, str | None]:
     return row, text
 
 
-def _fill_answer(row: dict, gen, answers: Answers, text: str, stats: Counter) -> None:
+def fill_answer(row: dict, gen, answers: Answers, text: str, stats: Counter) -> None:
     stats["prompt_tokens"] += gen.prompt_tokens
     stats["new_tokens"] += gen.new_tokens
     if gen.prompt_truncated:
@@ -223,7 +229,7 @@ def _fill_answer(row: dict, gen, answers: Answers, text: str, stats: Counter) ->
     row["raw"] = gen.text  # nothing is lost: the unparsable answer is kept
 
 
-def _tally(output_file: ResumableOutput) -> Counter:
+def tally(output_file: ResumableOutput) -> Counter:
     """Failures and truncations over every line of OUT (after a resume: the whole job)."""
     counts: Counter = Counter()
     for row in output_file.rows():
@@ -234,7 +240,9 @@ def _tally(output_file: ResumableOutput) -> Counter:
     return counts
 
 
-def _summary(stats: Counter, whole: Counter, seconds: float, resumed_at: int, total: int) -> dict:
+def job_summary(
+    stats: Counter, whole: Counter, seconds: float, resumed_at: int, total: int
+) -> dict:
     """`stats`: this invocation (speed, tokens); `whole`: failures of the whole job."""
     failures = {k.split(":", 1)[1]: v for k, v in sorted(whole.items()) if k.startswith("error:")}
     return {

@@ -83,4 +83,3 @@ def _completion(body: dict, content: str) -> dict:
             "total_tokens": prompt + len(content),
         },
     }
-
