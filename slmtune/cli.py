@@ -261,18 +261,24 @@ def extract(
 @friendly
 def export(
     run: str = typer.Argument(..., help="run directory"),
-    out: str = typer.Option(..., help="directory for the merged model"),
-    dtype: str = typer.Option("bf16", help="bf16 | fp16 | fp32"),
+    out: str = typer.Option(..., help="directory for the exported model"),
+    format: str = typer.Option(
+        "hf", "--format", help="hf (model directory) | gguf (llama.cpp) | ollama (GGUF + Modelfile)"
+    ),
+    dtype: str = typer.Option("bf16", help="--format hf: bf16 | fp16 | fp32"),
+    quant: str = typer.Option("f16", help="--format gguf/ollama: f16 | bf16 | q8_0 | f32"),
     overwrite: bool = typer.Option(False, help="replace a non-empty --out"),
 ):
-    """Merge the LoRA into its base and save a plain Hugging Face model directory.
+    """Merge the LoRA into its base and save it for other tools.
 
-    It loads with stock transformers (no slmtune needed) and keeps the chat template.
-    Example: slmtune export runs/complaints --out exported/complaints --dtype bf16
+    hf: a plain Hugging Face model directory (stock transformers, vLLM); it keeps the chat
+    template. gguf: OUT/model.gguf for llama.cpp. ollama: the GGUF plus a Modelfile with the
+    training prompt format and system prompt, and format.json (the answer schema).
+    Example: slmtune export runs/complaints --out exported/complaints --format gguf --quant q8_0
     """
     from slmtune.export import export as run_export
 
-    path = run_export(run, out, dtype=dtype, overwrite=overwrite)
+    path = run_export(run, out, dtype=dtype, overwrite=overwrite, fmt=format, quant=quant)
     typer.echo(f"merged model written to {path}")
 
 

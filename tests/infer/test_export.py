@@ -83,3 +83,107 @@ def test_bf16_export_and_refusals(tiny_run, tmp_path):
         export(str(tiny_run), str(tmp_path / "x"), dtype="int4")
     with pytest.raises(ConfigError, match="not a finished run"):
         export(str(tmp_path), str(tmp_path / "y"))
+
+
+def _greedy(model, prompts: list[list[int]], stops: list[int], pad: int) -> list[list[int]]:
+    answers = []
+    for ids in prompts:
+        with torch.inference_mode():
+            out = model.generate(input_ids=torch.tensor([ids]), max_new_tokens=12, do_sample=False,
+                                 eos_token_id=stops, pad_token_id=pad)  # fmt: skip
+        answers.append(out[0, len(ids) :].tolist())
+    return answers
+
+
+@pytest.fixture(scope="module")
+def real_vocab_run(tmp_path_factory):
+    """A tiny Gemma-3 with the embedded model's real tokenizer (llama.cpp's converter
+    only knows real tokenizers), trained 2 steps: a run to export."""
+    from transformers import AutoTokenizer
+
+    from slmtune.config import TrainConfig
+    from slmtune.models import resolve_model
+    from slmtune.train.train import train
+    from tests.conftest import complaint_rows
+    from tests.tiny import tiny_config
+
+    root = tmp_path_factory.mktemp("real_vocab")
+    tok = AutoTokenizer.from_pretrained(resolve_model("gemma-3-270m"))
+    config, cls = tiny_config("gemma3_text", len(tok))
+    # Gemma-3's own layer pattern (5 sliding, 1 full): GGUF does not store it, llama.cpp and
+    # transformers' GGUF loader assume it
+    config.num_hidden_layers = 6
+    config.layer_types = ["sliding_attention"] * 5 + ["full_attention"]
+    torch.manual_seed(0)
+    cls(config).save_pretrained(root / "model")
+    tok.save_pretrained(root / "model")
+    data = root / "train.jsonl"
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in complaint_rows(8)))
+    cfg = TrainConfig(model=str(root / "model"), data=str(data), out=str(root / "run"),
+                      max_steps=2, batch_size=4, grad_accum=1, lr=1e-3, max_length=128)  # fmt: skip
+    return train(cfg)
+
+
+def test_gguf_export_reads_back_with_the_merged_models_greedy_answers(real_vocab_run, tmp_path):
+    """llama.cpp's converter writes the GGUF. Read back: its vocabulary (gguf's reader) is the
+    run tokenizer's, token for token, with its special ids and chat template; its weights
+    (transformers' GGUF loader) give the same greedy answers as the f16 merged model."""
+    from gguf import GGUFReader
+    from transformers import AutoModelForCausalLM
+
+    run = real_vocab_run
+    hf = export(str(run), str(tmp_path / "hf"), dtype="fp16")
+    gguf = export(str(run), str(tmp_path / "gguf"), fmt="gguf", quant="f16")
+    assert sorted(p.name for p in gguf.iterdir()) == ["model.gguf", "schema.json"]
+    loaded = open_renderer(str(run))
+    tok = loaded.tokenizer
+
+    fields = GGUFReader(gguf / "model.gguf").fields
+
+    def text(key):
+        return bytes(fields[key].parts[-1]).decode()
+
+    tokens = fields["tokenizer.ggml.tokens"]
+    vocab = [bytes(tokens.parts[i]).decode("utf-8", "replace") for i in tokens.data]
+    assert vocab == tok.convert_ids_to_tokens(list(range(len(vocab))))
+    assert int(fields["tokenizer.ggml.eos_token_id"].parts[-1][0]) == tok.eos_token_id
+    assert int(fields["tokenizer.ggml.bos_token_id"].parts[-1][0]) == tok.bos_token_id
+    assert text("tokenizer.chat_template") == tok.chat_template
+
+    prompts = [loaded.renderer.prompt_ids(loaded.prompt(t))[0] for t in PROMPTS]
+    merged = AutoModelForCausalLM.from_pretrained(hf, dtype=torch.float32)
+    from_gguf = AutoModelForCausalLM.from_pretrained(
+        gguf, gguf_file="model.gguf", dtype=torch.float32
+    )
+    stops, pad = loaded.renderer.stop_token_ids, tok.pad_token_id
+    expected = _greedy(merged, prompts, stops, pad)
+    assert any(expected), "empty answers would prove nothing"
+    assert _greedy(from_gguf, prompts, stops, pad) == expected
+
+
+def test_ollama_export_templates_the_training_prompt(real_vocab_run, tmp_path):
+    out = export(str(real_vocab_run), str(tmp_path / "ollama"), fmt="ollama", quant="q8_0")
+    assert {p.name for p in out.iterdir()} == {
+        "model.gguf",
+        "schema.json",
+        "Modelfile",
+        "format.json",
+    }
+    modelfile = (out / "Modelfile").read_text()
+    template = modelfile.split('TEMPLATE """', 1)[1].split('"""', 1)[0]
+    system = modelfile.split('SYSTEM """', 1)[1].split('"""', 1)[0]
+    loaded = open_renderer(str(real_vocab_run))
+    assert system == loaded.system_prompt
+    text = "我叫张三，邮箱zhangsan@qq.com"
+    ours = loaded.renderer.prompt_text(loaded.prompt(text)).removeprefix(loaded.tokenizer.bos_token)
+    # what Ollama's template gives for the SYSTEM line and a user text
+    assert template.replace("{{ .System }}", system).replace("{{ .Prompt }}", text) == ours
+    assert f"PARAMETER stop {json.dumps(loaded.renderer.turn_end)}" in modelfile
+    assert "verbatim" not in (out / "format.json").read_text()
+    assert json.loads((out / "format.json").read_text())["required"]
+
+
+def test_export_refuses_a_k_quant_with_a_way_out(tiny_run, tmp_path):
+    with pytest.raises(ConfigError, match="llama-quantize"):
+        export(str(tiny_run), str(tmp_path / "x"), fmt="gguf", quant="q4_k_m")
+    assert not (tmp_path / "x").exists()
