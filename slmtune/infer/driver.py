@@ -185,16 +185,19 @@ def prepare(opened: OpenRun, request: Request, tag: object = None) -> Row:
     )
 
 
-def answer_limit(opened: OpenRun, request: Request, prompt_tokens: int) -> int:
+def answer_limit(
+    opened: OpenRun, request: Request, prompt_tokens: int, context: int | None = None
+) -> int:
     """A request's default answer length: with a bounded schema, the most tokens a valid
     answer can take for this input (so a valid answer is never cut), within the model's
-    context; else DEFAULT_MAX_NEW_TOKENS."""
+    context (`context`, else the loaded model's); else DEFAULT_MAX_NEW_TOKENS."""
     source = source_of(request) or ""
     escaped = len(json.dumps(source, ensure_ascii=False).encode())
     bound = answer_token_bound(request.schema, escaped) if request.schema else None
     if bound is None:
         return DEFAULT_MAX_NEW_TOKENS
-    context = getattr(opened.model.config, "max_position_embeddings", None) or 32768
+    if context is None:
+        context = getattr(opened.model.config, "max_position_embeddings", None) or 32768
     return max(1, min(bound, context - prompt_tokens))
 
 

