@@ -240,3 +240,31 @@ def test_cli_errors_name_the_flag(tmp_path, monkeypatch):
     assert result.exit_code != 0
     assert "--api-key-env NO_SUCH_KEY_VAR: that environment variable is not set" in result.output
     assert not (tmp_path / "o.jsonl").exists()  # nothing written before the checks pass
+
+
+def test_rpm_limiter_is_asked_before_every_http_attempt_retries_included(
+    tmp_path, teacher, monkeypatch
+):
+    import aiolimiter
+
+    acquired = []
+
+    class CountingLimiter(aiolimiter.AsyncLimiter):
+        async def acquire(self, amount: float = 1) -> None:
+            acquired.append(amount)
+            await super().acquire(amount)
+
+    monkeypatch.setattr(aiolimiter, "AsyncLimiter", CountingLimiter)
+    raw, gold = raw_and_gold(3, tmp_path)
+    seen: dict[str, int] = {}
+
+    async def fault(text, number):
+        seen[text] = seen.get(text, 0) + 1
+        if seen[text] == 1:
+            return JSONResponse({"error": "busy"}, 429, headers={"retry-after-ms": "5"})
+        return None
+
+    server = teacher(gold, fault)
+    summary = label(str(raw), str(tmp_path / "out.jsonl"), config(server, rpm=600), quiet=True)
+    assert summary["labelled"] == 3
+    assert len(acquired) == server.server.config.app.state.requests == 6
