@@ -10,7 +10,7 @@ from slmtune.infer.extract import extract
 from slmtune.run.answer import without_verbatim
 
 
-def test_vllm_engine_answers_parse_and_keep_the_schema(short_run, tmp_path):
+def test_vllm_engine_gives_our_engines_answers(short_run, tmp_path):
     records = tmp_path / "in.jsonl"
     rows = [{"id": i, "text": f"我叫用户{i}，邮箱u{i}@qq.com，会员{i % 2}"} for i in range(12)]
     records.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
@@ -28,7 +28,6 @@ def test_vllm_engine_answers_parse_and_keep_the_schema(short_run, tmp_path):
     for row in lines["vllm"]:
         assert set(row["output"]) == set(schema["required"])
         assert len(row["output"]["name"]) <= schema["properties"]["name"]["maxLength"]
-    # Not asserted (open): on this 2-step random model vLLM's greedy strings differ from ours
-    # from the first free character; the accuracy comparison belongs to a trained model.
-    same = sum(a["output"] == b["output"] for a, b in zip(*lines.values(), strict=True))
-    print(f"answers equal to our engine's: {same} of 12")
+    # The same grammar (ours, as EBNF), greedy, fp32: the same answers, LoRA included. (With
+    # vLLM's own JSON-schema grammar, other separators, not one of 12 was equal.)
+    assert [r["output"] for r in lines["vllm"]] == [r["output"] for r in lines["transformers"]]

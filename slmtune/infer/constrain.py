@@ -81,3 +81,16 @@ def tokenizer_info(opened):
 def _vocab_size(model) -> int:
     """Rows of the LM head (may exceed the tokenizer's length because of padding)."""
     return model.get_output_embeddings().weight.shape[0]
+
+
+def grammar_text(schema: dict) -> str:
+    """The EBNF of the grammar compiled_grammar builds from `schema` (same whitespace, same
+    separators), for engines that take a grammar (vLLM): so they constrain answers exactly
+    as our own loop does."""
+    import xgrammar as xgr
+
+    return str(
+        xgr.Grammar.from_json_schema(
+            schema, any_whitespace=False, separators=SEPARATORS, strict_mode=True
+        )
+    )

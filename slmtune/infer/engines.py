@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 
 from slmtune.errors import ModelError
+from slmtune.infer.constrain import grammar_text
 from slmtune.infer.driver import Generation, Request, answer_all, answer_limit, answer_stream
 from slmtune.run import OpenRun, RunDir, is_run_dir, open_renderer, open_run
 from slmtune.run.answer import without_verbatim
@@ -77,10 +78,9 @@ class VllmEngine:
             # on CPU this fraction of the machine's memory is reserved (model + KV cache);
             # vLLM's default (0.92) refuses to start next to anything else
             **({"gpu_memory_utilization": CPU_MEMORY_SHARE} if on_cpu else {}),
-            # the grammar our own engine decodes with: xgrammar, no free whitespace between
-            # JSON tokens (vLLM's default lets a model pad an answer with newlines until the
-            # token limit: answers cut, not parsed)
-            structured_outputs_config={"backend": "xgrammar", "disable_any_whitespace": True},
+            # answers are constrained by our own grammar (see _structured), which vLLM's
+            # xgrammar backend takes as EBNF
+            structured_outputs_config={"backend": "xgrammar"},
         )
         self.context = self.llm.llm_engine.model_config.max_model_len
 
@@ -123,19 +123,21 @@ class VllmEngine:
 
 
 def _structured(schema: dict | None) -> dict:
-    """vLLM's structured-output argument; its name changed across vLLM versions. vLLM has no
-    grounding: verbatim marks are dropped and those fields are only held to the JSON grammar."""
+    """vLLM's structured-output argument: the very grammar our own loop decodes with (EBNF
+    from xgrammar: no free whitespace, the same separators). vLLM has no grounding: verbatim
+    marks are dropped and those fields are held to the JSON grammar only. The argument's name
+    changed across vLLM versions."""
     if schema is None:
         return {}
-    schema = without_verbatim(schema)
+    grammar = grammar_text(without_verbatim(schema))
     try:
         from vllm.sampling_params import StructuredOutputsParams
 
-        return {"structured_outputs": StructuredOutputsParams(json=schema)}
+        return {"structured_outputs": StructuredOutputsParams(grammar=grammar)}
     except ImportError:
         from vllm.sampling_params import GuidedDecodingParams
 
-        return {"guided_decoding": GuidedDecodingParams(json=schema)}
+        return {"guided_decoding": GuidedDecodingParams(grammar=grammar)}
 
 
 def open_engine(name: str, ref: str, dtype: str = "float32"):
