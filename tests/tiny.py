@@ -120,3 +120,23 @@ SHORT_SCHEMA = {  # short strings, so a barely trained tiny model finishes its J
     "required": ["name", "email", "vip"],
     "additionalProperties": False,
 }
+
+
+def real_vocab_model_dir(path: Path, head_dim: int = 16) -> Path:
+    """A tiny 6-layer Gemma-3 with the embedded model's real 262k tokenizer, for tools that
+    only know real tokenizers (llama.cpp's converter, vLLM). Gemma-3's own layer pattern (5
+    sliding, 1 full): GGUF does not store it, and its readers assume it."""
+    from transformers import AutoTokenizer
+
+    from slmtune.models import resolve_model
+
+    path = Path(path)
+    tok = AutoTokenizer.from_pretrained(resolve_model("gemma-3-270m"))
+    cfg, cls = tiny_config("gemma3_text", len(tok))
+    cfg.head_dim = head_dim
+    cfg.num_hidden_layers = 6
+    cfg.layer_types = ["sliding_attention"] * 5 + ["full_attention"]
+    torch.manual_seed(0)
+    cls(cfg).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path

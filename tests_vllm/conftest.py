@@ -17,23 +17,13 @@ MAIN_PYTHON = os.environ.get("SLMTUNE_MAIN_PYTHON", ".venv/bin/python")
 TRAIN = """
 import json, sys
 from pathlib import Path
-import torch
 from slmtune.config import TrainConfig
 from slmtune.train.train import train
 from tests.conftest import complaint_rows
-from transformers import AutoTokenizer
-from slmtune.models import resolve_model
-from tests.tiny import tiny_config
+from tests.tiny import real_vocab_model_dir
 
 root = Path(sys.argv[1])
-tok = AutoTokenizer.from_pretrained(resolve_model("gemma-3-270m"))  # a tokenizer vLLM knows
-config, cls = tiny_config("gemma3_text", len(tok))
-config.head_dim = 64  # vLLM's CPU attention has no kernel for the suite's usual 16
-config.num_hidden_layers = 6  # Gemma-3's layer pattern: 5 sliding, 1 full
-config.layer_types = ["sliding_attention"] * 5 + ["full_attention"]
-torch.manual_seed(0)
-cls(config).save_pretrained(root / "model")
-tok.save_pretrained(root / "model")
+real_vocab_model_dir(root / "model", head_dim=64)  # vLLM's CPU attention has no 16-dim kernel
 data = root / "train.jsonl"
 data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\\n" for r in complaint_rows(16)))
 train(TrainConfig(model=str(root / "model"), data=str(data), out=str(root / "run"), max_steps=2,

@@ -238,9 +238,10 @@ def _select(input_path: str, cfg: LabelConfig) -> list[int]:
     """Record numbers (0-based, among all records) chosen by --select from the usable ones."""
     positions, texts = [], []
     for n, (_file, where, item) in enumerate(read_records(input_path)):
-        if _prepare(where, item, cfg)[1] is not None:
+        text = _prepare(where, item, cfg)[1]
+        if text is not None:
             positions.append(n)
-            texts.append(str(item[cfg.text_field]))
+            texts.append(text)
     picked = select(
         cfg.select, texts, cfg.budget, cfg.seed, student=cfg.student, candidates=cfg.candidates
     )

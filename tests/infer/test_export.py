@@ -97,26 +97,14 @@ def _greedy(model, prompts: list[list[int]], stops: list[int], pad: int) -> list
 
 @pytest.fixture(scope="module")
 def real_vocab_run(tmp_path_factory):
-    """A tiny Gemma-3 with the embedded model's real tokenizer (llama.cpp's converter
-    only knows real tokenizers), trained 2 steps: a run to export."""
-    from transformers import AutoTokenizer
-
+    """tests.tiny.real_vocab_model_dir trained 2 steps: a run llama.cpp's converter takes."""
     from slmtune.config import TrainConfig
-    from slmtune.models import resolve_model
     from slmtune.train.train import train
     from tests.conftest import complaint_rows
-    from tests.tiny import tiny_config
+    from tests.tiny import real_vocab_model_dir
 
     root = tmp_path_factory.mktemp("real_vocab")
-    tok = AutoTokenizer.from_pretrained(resolve_model("gemma-3-270m"))
-    config, cls = tiny_config("gemma3_text", len(tok))
-    # Gemma-3's own layer pattern (5 sliding, 1 full): GGUF does not store it, llama.cpp and
-    # transformers' GGUF loader assume it
-    config.num_hidden_layers = 6
-    config.layer_types = ["sliding_attention"] * 5 + ["full_attention"]
-    torch.manual_seed(0)
-    cls(config).save_pretrained(root / "model")
-    tok.save_pretrained(root / "model")
+    real_vocab_model_dir(root / "model")
     data = root / "train.jsonl"
     data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in complaint_rows(8)))
     cfg = TrainConfig(model=str(root / "model"), data=str(data), out=str(root / "run"),

@@ -4,6 +4,7 @@ answers from gold labels, hostile ones (broken JSON, invented values, 429s, time
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -111,7 +112,7 @@ def test_bad_answers_are_rejected_with_their_reason_and_retried(tmp_path, teache
         if text == texts[4] and seen[text] == 1:
             return JSONResponse({"error": "busy"}, 429, headers={"retry-after-ms": "5"})
         if text == texts[5] and seen[text] == 1:
-            await __import__("asyncio").sleep(2)  # past --timeout: retried
+            await asyncio.sleep(2)  # past --timeout: retried
         if text == texts[6] and seen[text] == 1:
             return "```json\n{broken"  # asked once more, then fine
         return None
