@@ -14,6 +14,7 @@ HEADLINE = {
         ("field_accuracy", "field accuracy"),
         ("record_exact", "record exact"),
         ("f1", "micro F1"),
+        ("item_f1", "entity F1"),  # only when the answers have list fields (NER)
     ],
     "text": [("exact_match", "exact match"), ("char_f1", "char F1"), ("rouge_l", "ROUGE-L")],
 }
@@ -34,7 +35,9 @@ def _task(runs: dict[str, dict]) -> str:
 
 def _table_rows(runs: dict[str, dict]) -> list[tuple[str, list[float]]]:
     rows = [
-        (label, [m.get(key, 0.0) for m in runs.values()]) for key, label in HEADLINE[_task(runs)]
+        (label, [m.get(key, 0.0) for m in runs.values()])
+        for key, label in HEADLINE[_task(runs)]
+        if any(key in m for m in runs.values())
     ]
     if _task(runs) == "json":
         fields = list(next(iter(runs.values()))["per_field"])

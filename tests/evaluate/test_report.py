@@ -58,3 +58,13 @@ def test_verbatim_values_are_marked_in_the_input():
         "&lt;b&gt;<mark title='name'>张三</mark>&lt;/b&gt;去"
         "<mark title='places'>北京</mark>和<mark title='places'>上海</mark>"
     )
+
+
+def test_entity_f1_is_in_the_table_only_for_list_answers():
+    refs = [json.dumps({"name": ["张三", "李四"], "place": ["北京"]})]
+    preds = [json.dumps({"name": ["张三"], "place": ["北京", "上海"]})]
+    table = format_table({"fine-tuned": score(refs, preds)})
+    # 2 of 3 gold entities found, 2 of 3 predicted right: P = R = F1 = 0.667
+    assert "entity F1" in table and "0.667" in table
+    flat = [json.dumps({"name": "张三"})]
+    assert "entity F1" not in format_table({"fine-tuned": score(flat, flat)})
