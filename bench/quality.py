@@ -14,6 +14,7 @@ Data: bring train.json / dev.json with the fetch tool from a public mirror (e.g.
 plum-Yin/GlobalPointer_pytorch, datasets/cluener/) and pass the folder as --cluener.
 
 Usage: python bench/quality.py --cluener DIR [--train 1600] [--dev 1343] [--epochs 1]
+       [--modes grounded,free]
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=4e-4)
     p.add_argument("--lora-r", type=int, default=16)
     p.add_argument("--batch-size", type=int, default=32, help="answers decoded at once")
+    p.add_argument("--modes", default="grounded,free", help="decodings scored: grounded, free")
     p.add_argument("--workdir", default=str(RESULTS / "work" / "cluener"))
     args = p.parse_args()
 
@@ -72,7 +74,7 @@ def main() -> None:
     (work / "free_schema.json").write_text(json.dumps(free, ensure_ascii=False))
     (work / "grounded_schema.json").write_text(json.dumps(schema, ensure_ascii=False))
     results = {}
-    for name in ("grounded", "free"):
+    for name in args.modes.split(","):
         cfg = DecodeConfig(
             batch_size=args.batch_size,
             max_new_tokens=256,
