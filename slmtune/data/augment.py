@@ -7,6 +7,8 @@ the text *around* the copied values changes, so the answer stays right:
 - the order of the text's parts (lines / clauses), unless the answer has lists (whose order
   follows the text);
 - the glue between parts (line breaks, ，；| and spaces) and label separators (： : 、 space);
+- labels dropped ("姓名：张三" -> "张三"), so a value is learned from what it is and not only
+  from the word in front of it (real texts often carry no labels: a short message, a quote);
 - full- / half-width of the surrounding ASCII letters, digits and punctuation;
 - inserted distractors: numbers, dates, ids and filler that must not be extracted.
 Values copied from the input are never touched, and a change that would make a value appear
@@ -71,6 +73,8 @@ def _transform(text: str, values: list[str], has_lists: bool, rng: random.Random
     if rng.random() < 0.5:
         sep = rng.choice(SEPARATORS)
         parts = [_reseparate(p, values, sep) for p in parts]
+    if rng.random() < 0.3:
+        parts = [_unlabel(p, values) if rng.random() < 0.5 else p for p in parts]
     if rng.random() < 0.4:
         for _ in range(rng.randint(1, 2)):
             at = rng.randrange(len(parts) + 1)
@@ -95,12 +99,23 @@ def _split(text: str, places: list[tuple[int, int]]) -> tuple[list[str], list[st
     return parts, glues
 
 
+LABEL = re.compile(r"^([^\s：:]{1,8})(\s*[：:]\s*)(?=\S)")  # a part that starts with a label
+
+
 def _reseparate(part: str, values: list[str], sep: str) -> str:
     """'姓名：张三' -> '姓名: 张三': the first separator of a part that starts with a label."""
-    m = re.match(r"^([^\s：:]{1,8})(\s*[：:]\s*)(?=\S)", part)
+    m = LABEL.match(part)
     if not m or any(v in m.group(1) for v in values):
         return part
     return m.group(1) + sep + part[m.end() :]
+
+
+def _unlabel(part: str, values: list[str]) -> str:
+    """'姓名：张三' -> '张三': the label and its separator go, the value stays."""
+    m = LABEL.match(part)
+    if not m or any(v in m.group(1) for v in values):
+        return part
+    return part[m.end() :]
 
 
 def _rewidth(text: str, values: list[str], table: dict) -> str:

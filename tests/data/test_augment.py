@@ -52,3 +52,15 @@ def test_list_answers_keep_the_order_of_appearance():
 def test_records_that_are_not_extraction_get_no_copies():
     assert augment([_example("你好", "你好，有什么可以帮您？")], 3) == []
     assert augment([_example("今天天气", {"weather": "晴"})], 3) == []  # nothing copied
+
+
+def test_some_copies_drop_the_labels_and_keep_the_values():
+    text = "姓名：张三\n地址：北京市朝阳区建国路1号\n问题：路灯坏了一个月"
+    answer = {"name": "张三", "address": "北京市朝阳区建国路1号", "question": "路灯坏了一个月"}
+    unlabelled = 0
+    for seed in range(60):
+        for new in augment([_example(text, answer)], 1, seed=seed):
+            out = new.messages[1].content
+            assert all(out.count(v) == 1 for v in answer.values()), out
+            unlabelled += "姓名" not in out
+    assert unlabelled >= 3
