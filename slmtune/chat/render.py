@@ -14,6 +14,7 @@ at inference equals, token for token, the training sequence before its first tra
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from slmtune.config import DEFAULT_MAX_LENGTH
@@ -170,9 +171,10 @@ class ChatRenderer:
     def _prompt_ids_untruncated(self, messages: list[Message]) -> list[int]:
         return [i for text, _ in self.segments(messages) for i in self._encode(text)]
 
-    @property
+    @functools.cached_property
     def turn_end(self) -> str:
-        """The marker the template writes after an answer (`<end_of_turn>`, `<|im_end|>`)."""
+        """The marker the template writes after an answer (`<end_of_turn>`, `<|im_end|>`).
+        Found once per renderer (a template render; every request asks for it)."""
         probe = [Message("user", "x"), Message("assistant", "y")]
         answer = [text for text, trained in self.segments(probe) if trained][0]
         return answer[answer.index("y") + 1 :].strip()
