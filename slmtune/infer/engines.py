@@ -41,7 +41,7 @@ class VllmEngine:
 
     name = "vllm"
 
-    def __init__(self, ref: str, dtype: str = "auto"):
+    def __init__(self, ref: str, dtype: str = "auto", batch_size: int | None = None):
         try:
             import vllm
         except ImportError:
@@ -75,6 +75,8 @@ class VllmEngine:
             dtype=dtype,
             enable_lora=self.lora is not None,
             max_lora_rank=64,
+            # --batch-size: the most answers decoded at once, as in our own loop
+            **({"max_num_seqs": batch_size} if batch_size else {}),
             # on CPU this fraction of the machine's memory is reserved (model + KV cache);
             # vLLM's default (0.92) refuses to start next to anything else
             **({"gpu_memory_utilization": CPU_MEMORY_SHARE} if on_cpu else {}),
@@ -140,9 +142,11 @@ def _structured(schema: dict | None) -> dict:
         return {"guided_decoding": GuidedDecodingParams(grammar=grammar)}
 
 
-def open_engine(name: str, ref: str, dtype: str = "float32"):
+def open_engine(name: str, ref: str, dtype: str = "float32", batch_size: int | None = None):
+    """The engine `name` on run or model `ref`; `batch_size`: vLLM's most sequences at once
+    (our own loop takes it per call)."""
     if name == "transformers":
         return TransformersEngine(ref, dtype=dtype)
     if name == "vllm":
-        return VllmEngine(ref)
+        return VllmEngine(ref, batch_size=batch_size)
     raise ModelError(f"--engine {name}: unknown engine; choose one of {', '.join(ENGINES)}")

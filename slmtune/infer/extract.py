@@ -72,7 +72,9 @@ def extract(
             print(f"{output}: already complete ({done} records); nothing to do")
         return previous.get("summary") or {"records": done}
 
-    engine = open_engine(cfg.engine, run)  # a bad run, engine or schema fails before any write
+    engine = open_engine(
+        cfg.engine, run, batch_size=cfg.batch_size
+    )  # a bad run, engine or schema fails before any write
     schema = decoding_schema(engine.opened, cfg.schema_file, constrain=True)
     answers = Answers(schema is not None, verbatim_paths(schema))
     done = output_file.open(overwrite)

@@ -122,7 +122,7 @@ class ShardWorker:
 
         self.cfg = ExtractConfig.model_validate_json(cfg_json)
         torch.set_num_threads(_worker_cpus(self.cfg))
-        self.engine = open_engine(self.cfg.worker_engine, run)
+        self.engine = open_engine(self.cfg.worker_engine, run, batch_size=self.cfg.batch_size)
         schema = decoding_schema(self.engine.opened, self.cfg.schema_file, constrain=True)
         self.answers = Answers(schema is not None, verbatim_paths(schema))
 
