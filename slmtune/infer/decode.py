@@ -5,21 +5,24 @@ runs to its token limit keeps every finished row waiting. Here each step is one 
 over the rows in flight: a row that ends leaves at once, and new rows are prefilled and join
 before the next step, so the batch stays full while work is waiting.
 
-Rows share one KV cache (a transformers DynamicCache whose layers grow into spare room
-instead of concatenating every step), left-padded to a common width: the attention mask
+Rows share one KV cache (infer/kv_cache.py: a transformers DynamicCache whose layers grow
+into spare room instead of concatenating every step), left-padded to a common width: the attention mask
 hides the padding, position ids count each row's own tokens, and columns no row uses any
 more are cut off when rows leave. Every row has its own token limit, stop tokens, grammar
 (xgrammar token masks), temperature/top-p and seed, and on a multi-adapter PEFT model its
 own LoRA adapter (PEFT's mixed-batch `adapter_names`, "__base__" = adapters off).
 
 On a CPU with bf16 matmul (AVX512-BF16 or AMX) and fp32 weights, the loop multiplies by
-bf16 copies of the weights (activations, norms and the KV cache stay fp32): 2.1x the fp32
-records/s on the demo extraction here. The LM head is the biggest matmul of a small model
-with a large vocabulary (Gemma-3: 640 x 262k, more than the rest of the 270M model): its
-bf16 logits pick each greedy row's top candidates, which are re-scored with the fp32
-weights, so the head never changes a greedy choice; the layers' bf16 products can (rarely:
-the same parse rate and field accuracy on the 64 demo records). SLMTUNE_BF16_MATMUL=0
-turns it all off, =head keeps only the exact head, =1 forces both, for comparison.
+bf16 copies of the weights (infer/bf16.py; SLMTUNE_BF16_MATMUL to compare).
+
+The LM head is the biggest matmul of a small model with a large vocabulary (Gemma-3:
+640 x 262k, more than the rest of the 270M model), so it is applied after the masks, not
+inside the forward pass: the grammar and the grounding usually leave a row a handful of
+tokens (the next key, a separator, the bytes that continue a copied value), and such a row
+gets the exact fp32 logits of those tokens only, from one gather of their rows of the
+head's weight; rows left many tokens share one pass of the full head. The choice is the one
+the full head would make under the same masks (tested); SLMTUNE_SPARSE_HEAD=0 computes the
+full head for every row, for comparison.
 
 Why not transformers' ContinuousBatchingManager: its per-request logits processors carry one
 number per request (a temperature, a top-p), not a grammar's token mask, so constrained
@@ -29,21 +32,18 @@ decoding cannot ride on it; this loop needs only the model's public forward and 
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from transformers import DynamicCache
-from transformers.cache_utils import Cache, DynamicLayer
 
 from slmtune.errors import ConfigError
-from slmtune.models import cpu_has_bf16
+from slmtune.infer.bf16 import bf16_matmuls
+from slmtune.infer.kv_cache import GrowingCache, left_pad, left_pad_mask, select_rows
 
-CANDIDATES = 8  # greedy rows: top bf16 logits re-scored in fp32
+SPARSE_MAX = 2048  # a row whose masks leave at most this many tokens gets only their logits
 MIN_TEMPERATURE = 1e-4  # below it a row is greedy: logits / ~0 would overflow to inf / NaN
 PREFILL_ROWS = 4  # prompts per prefill forward: 1 and 16 measured slower on 2 CPU cores
 
@@ -124,8 +124,12 @@ class DecodeLoop:
         self.device = model.device
         self.vocab = model.get_output_embeddings().weight.shape[0]
         self.peft = hasattr(model, "peft_config")  # several adapters -> one per row
-        self.bf16 = _bf16_matmuls(model)  # None: the model's own fp32 matmuls
-        self.head = self.bf16.head if self.bf16 else None
+        self.bf16 = bf16_matmuls(model)  # None: the model's own fp32 matmuls
+        self.head = self.bf16.head if self.bf16 else None  # None: the exact fp32 head
+        self.exact = model.get_output_embeddings()
+        self.softcap = getattr(model.config, "final_logit_softcapping", None)
+        self.tap = _HiddenTap(self.exact)
+        self.sparse = _sparse_head()  # few allowed tokens -> only their logits
         self.clear()
 
     def clear(self) -> None:
@@ -158,12 +162,12 @@ class DecodeLoop:
                 row._start()
             except Exception as exc:  # e.g. a grammar that cannot start: this row only
                 row._fail(exc)
-        logits = self._forward(ids, mask, positions, cache, rows)
-        tokens = self._choose(logits, rows)
+        hidden = self._forward(ids, mask, positions, cache, rows)
+        tokens = self._choose(hidden, rows)
         done = [row._accept(int(t)) for row, t in zip(rows, tokens.tolist(), strict=True)]
         keep = [i for i, d in enumerate(done) if not d]
         if keep:
-            self._join([rows[i] for i in keep], _select(cache, keep), mask[keep], tokens[keep])
+            self._join([rows[i] for i in keep], select_rows(cache, keep), mask[keep], tokens[keep])
         return [row for row, d in zip(rows, done, strict=True) if d]
 
     @torch.inference_mode()
@@ -173,8 +177,8 @@ class DecodeLoop:
             return []
         positions = self.mask.sum(-1, keepdim=True)  # each row's own length so far
         self.mask = torch.cat([self.mask, self.mask.new_ones(len(self.rows), 1)], dim=-1)
-        logits = self._forward(self.next[:, None], self.mask, positions, self.cache, self.rows)
-        tokens = self._choose(logits, self.rows)
+        hidden = self._forward(self.next[:, None], self.mask, positions, self.cache, self.rows)
+        tokens = self._choose(hidden, self.rows)
         done = [row._accept(int(t)) for row, t in zip(self.rows, tokens.tolist(), strict=True)]
         finished = [row for row, d in zip(self.rows, done, strict=True) if d]
         self.next = tokens
@@ -183,39 +187,149 @@ class DecodeLoop:
         return finished
 
     def _forward(self, ids, mask, positions, cache, rows) -> torch.Tensor:
+        """The decoder over the new tokens; returns each row's last hidden state (rows, dim).
+        The LM head is not applied here: `_choose` applies it after the masks."""
         extra = {"adapter_names": [r.adapter or "__base__" for r in rows]} if self.peft else {}
-        with self.bf16.installed(self.model) if self.bf16 else contextlib.nullcontext():
-            out = self.model(
-                input_ids=ids.to(self.device),
-                attention_mask=mask.to(self.device),
-                position_ids=positions.to(self.device),
-                past_key_values=cache,
-                use_cache=True,
-                logits_to_keep=1,
-                **extra,
-            )
-        return out.logits[:, -1, :].float()
+        # A plain head is applied later, under the masks; a wrapped (LoRA) or hooked one runs
+        # inside the forward pass as before, so its adapters and hooks see every call.
+        self.tap.run_head = type(self.exact) is not torch.nn.Linear or _hooked(self.exact)
+        self.model.set_output_embeddings(self.tap)
+        try:
+            with self.bf16.installed(self.model) if self.bf16 else contextlib.nullcontext():
+                self.model(
+                    input_ids=ids.to(self.device),
+                    attention_mask=mask.to(self.device),
+                    position_ids=positions.to(self.device),
+                    past_key_values=cache,
+                    use_cache=True,
+                    logits_to_keep=1,
+                    **extra,
+                )
+        finally:
+            self.model.set_output_embeddings(self.exact)
+        return self.tap.hidden
 
-    def _choose(self, logits: torch.Tensor, rows: list[Row]) -> torch.Tensor:
-        """Next token per row: grammar mask, then greedy or temperature/top-p sampling."""
+    def logits(self, hidden: torch.Tensor, rows: list[int] | None = None) -> torch.Tensor:
+        """Every token's logit for the rows (all, or `rows`) of the last forward pass, from
+        their hidden states: the bf16 head copy where there is one (greedy picks are re-scored
+        exactly, see Bf16Head.greedy), else the fp32 head, or what a head that ran in the
+        forward pass gave."""
+        if self.tap.logits is not None:
+            logits = self.tap.logits.float()
+            return self._capped(logits if rows is None else logits[rows])
+        hidden = hidden if rows is None else hidden[rows]
+        if self.head is not None:
+            return self._capped(self.head(hidden))
+        return self._capped(self.exact(hidden).float())
+
+    def _capped(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.softcap:  # Gemma-2 style: the model's own forward would have done this
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return logits
+
+    def _choose(self, hidden: torch.Tensor, rows: list[Row]) -> torch.Tensor:
+        """Next token per row: grammar mask (and grounding), then greedy or temperature /
+        top-p sampling. The head is the biggest matmul of a small model with a large
+        vocabulary, and inside a JSON answer the masks usually leave a handful of tokens
+        (a key, a separator, the next bytes of a copied value): such a row gets the exact
+        logits of those tokens only (the same choice the full head would make under the
+        same masks); the other rows share one pass of the full head."""
+        bitmask = self._grammar_masks(rows)
+        few: dict[int, torch.Tensor] = {}  # row -> the only tokens it may take
+        full = []
+        for i, row in enumerate(rows):
+            if row.finish is not None:  # failed while masking: _accept ends it
+                continue
+            try:
+                ids = self._few_allowed(i, row, bitmask)
+            except Exception as exc:
+                row._fail(exc)
+                continue
+            if ids is None:
+                full.append(i)
+            else:
+                few[i] = ids
+        tokens = torch.zeros(len(rows), dtype=torch.long)
+        for (i, ids), logits in zip(few.items(), self._logits_of(hidden, few), strict=True):
+            row = rows[i]
+            try:
+                pick = _sample(logits, row) if row.sampled else int(logits.argmax())
+                tokens[i] = ids[pick]
+                if row.logprobs is not None:  # under the masks: the choices left
+                    row.logprobs.append(float(torch.log_softmax(logits, -1)[pick]))
+            except Exception as exc:
+                row._fail(exc)
+        if full:
+            tokens[full] = self._choose_full(hidden, full, rows, bitmask)
+        return tokens
+
+    def _logits_of(self, hidden: torch.Tensor, few: dict[int, torch.Tensor]) -> list:
+        """fp32 logits of each row's own few tokens, from one gather of the head's rows (a
+        gather per row costs ~8 ms on CPU whatever its size; one for all costs about that)."""
+        if not few:
+            return []
+        sizes = [len(ids) for ids in few.values()]
+        weight = self.exact.weight
+        ids = torch.cat(list(few.values())).to(weight.device)
+        owner = torch.repeat_interleave(torch.tensor(list(few)), torch.tensor(sizes))
+        logits = (weight[ids].float() * hidden[owner.to(hidden.device)].float()).sum(-1)
+        if self.exact.bias is not None:
+            logits = logits + self.exact.bias[ids]
+        return list(self._capped(logits).cpu().split(sizes))
+
+    def _grammar_masks(self, rows: list[Row]) -> torch.Tensor | None:
+        """xgrammar's allowed-token bitmask per row (all allowed for rows without grammar)."""
         constrained = [i for i, r in enumerate(rows) if r.matcher is not None]
-        if constrained:
+        if not constrained:
+            return None
+        import xgrammar as xgr
+
+        bitmask = xgr.allocate_token_bitmask(len(rows), self.vocab)  # all tokens allowed
+        for i in constrained:
+            try:
+                rows[i].matcher.fill_next_token_bitmask(bitmask, i)
+            except Exception as exc:  # this row only; it leaves at _accept
+                rows[i]._fail(exc)
+        return bitmask
+
+    def _few_allowed(self, i: int, row: Row, bitmask) -> torch.Tensor | None:
+        """The tokens row i may take, when they are few (at most SPARSE_MAX); else None."""
+        if row.matcher is None or not self.sparse or self.tap.run_head:
+            return None
+        words = bitmask[i]
+        ground = row.grounding.mask() if row.grounding is not None else None
+        if ground is not None and ground[0]:  # grounding: only these (within the grammar)
+            ids = torch.tensor(ground[1], dtype=torch.long).unique()
+            ids = ids[ids < self.vocab]
+            ids = ids[_allowed_bits(words, ids)]
+            if len(ids):
+                return ids if len(ids) <= SPARSE_MAX else None
+            ground = None  # none the grammar allows: the grammar alone decides (as _restrict)
+        if _popcount(words, self.vocab) > SPARSE_MAX + (len(ground[1]) if ground else 0):
+            return None
+        ids = _set_bits(words, self.vocab)
+        if ground is not None:  # grounding: not these
+            left = ids[~torch.isin(ids, torch.tensor(ground[1], dtype=torch.long))]
+            ids = left if len(left) else ids
+        return ids if len(ids) <= SPARSE_MAX else None
+
+    def _choose_full(self, hidden: torch.Tensor, full: list[int], rows: list[Row], bitmask):
+        """`_choose` for rows `full`, whose masks leave many tokens: the full head, then the
+        masks."""
+        logits = self.logits(hidden, full)
+        hidden, rows = hidden[full], [rows[i] for i in full]
+        if bitmask is not None:
             import xgrammar as xgr
 
-            bitmask = xgr.allocate_token_bitmask(len(rows), self.vocab)  # all tokens allowed
-            for i in constrained:
-                try:
-                    rows[i].matcher.fill_next_token_bitmask(bitmask, i)
-                except Exception as exc:  # this row only; it leaves at _accept
-                    rows[i]._fail(exc)
-            xgr.apply_token_bitmask_inplace(logits, bitmask.to(logits.device))
+            xgr.apply_token_bitmask_inplace(logits, bitmask[full].to(logits.device))
         for i, row in enumerate(rows):
             if row.grounding is not None and row.finish is None:
                 try:
                     _restrict(logits, i, row.grounding.mask())
                 except Exception as exc:
                     row._fail(exc)
-        tokens = logits.argmax(-1) if self.head is None else self.head.greedy(logits)
+        exact = self.head is None or self.tap.logits is not None
+        tokens = logits.argmax(-1) if exact else self.head.greedy(logits, hidden)
         tokens = tokens.cpu()
         for i, row in enumerate(rows):
             if row.sampled and row.finish is None:
@@ -234,11 +348,11 @@ class DecodeLoop:
             return
         width = max(self.mask.shape[1], mask.shape[1])
         self.cache = GrowingCache(
-            (torch.cat([_pad(k0, width), _pad(k1, width)]),
-             torch.cat([_pad(v0, width), _pad(v1, width)]))
+            (torch.cat([left_pad(k0, width), left_pad(k1, width)]),
+             torch.cat([left_pad(v0, width), left_pad(v1, width)]))
             for (k0, v0, _), (k1, v1, _) in zip(self.cache, cache, strict=True)
         )  # fmt: skip
-        self.mask = torch.cat([_pad_mask(self.mask, width), _pad_mask(mask, width)])
+        self.mask = torch.cat([left_pad_mask(self.mask, width), left_pad_mask(mask, width)])
         self.next = torch.cat([self.next, tokens])
         self.rows = self.rows + rows
 
@@ -250,170 +364,79 @@ class DecodeLoop:
         self.rows = [self.rows[i] for i in keep]
         self.mask, self.next = self.mask[keep], self.next[keep]
         first = int(self.mask.any(0).nonzero()[0])
-        self.cache = _select(self.cache, keep, first)
+        self.cache = select_rows(self.cache, keep, first)
         self.mask = self.mask[:, first:]
 
 
-class Bf16Head(torch.nn.Module):
-    """All logits from a bf16 copy of the LM head; `greedy` re-scores the best in fp32."""
+class _HiddenTap(torch.nn.Module):
+    """Stands in for the LM head during the loop's forward pass: keeps the hidden states and
+    returns a placeholder, so the head is applied afterwards, under the masks (`_choose`).
+    With `run_head` the real head runs here (a LoRA-wrapped or hooked head) and its logits
+    are kept too."""
 
-    def __init__(self, exact: torch.nn.Linear):
+    def __init__(self, head: torch.nn.Module):
         super().__init__()
-        self.exact = exact  # the model's own fp32 head (tied to the embeddings: no copy)
-        self.weight16 = exact.weight.detach().to(torch.bfloat16)
-        self.bias = exact.bias
-        self.hidden: torch.Tensor | None = None  # the last forward's input
+        self.head = head
+        self.run_head = False
+        self.hidden: torch.Tensor | None = None
+        self.logits: torch.Tensor | None = None
 
     @property
     def weight(self) -> torch.Tensor:
-        return self.exact.weight
+        return self.head.weight
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        # A contiguous 2-D input: a strided one (the last position of a prefill) sends
-        # F.linear down a path that copies the whole weight matrix first.
-        shape = hidden.shape
-        flat = hidden.reshape(-1, shape[-1]).contiguous()
-        self.hidden = flat
-        logits = F.linear(flat.to(torch.bfloat16), self.weight16).float().view(*shape[:-1], -1)
-        return logits if self.bias is None else logits + self.bias
-
-    def greedy(self, logits: torch.Tensor) -> torch.Tensor:
-        """argmax of the fp32 logits, found among the top bf16 `logits` (grammar-masked)."""
-        top, candidates = logits.topk(CANDIDATES, dim=-1)
-        hidden = self.hidden.float()  # (rows, dim): the decoded positions only
-        exact = torch.einsum("rd,rkd->rk", hidden, self.exact.weight[candidates])
-        if self.bias is not None:
-            exact = exact + self.bias[candidates]
-        exact[top == float("-inf")] = float("-inf")  # masked by the grammar stays masked
-        return candidates.gather(1, exact.argmax(-1, keepdim=True)).squeeze(1)
+        # contiguous 2-D: a strided input (a prefill's last position) makes F.linear copy
+        # the whole weight matrix first
+        self.hidden = hidden.reshape(-1, hidden.shape[-1]).contiguous()
+        self.logits = self.head(self.hidden) if self.run_head else None
+        if self.logits is not None:
+            return self.logits.view(*hidden.shape[:-1], -1)
+        return hidden.new_zeros(*hidden.shape[:-1], 1)
 
 
-class Bf16Matmuls:
-    """bf16 copies of a model's linear weights, used in place of the fp32 ones during one
-    forward pass (`installed`); outside it the model is untouched."""
-
-    def __init__(self, model, layers: bool):
-        self.head = Bf16Head(model.get_output_embeddings())
-        self.linears = []  # (module, bf16 weight): every nn.Linear but the head and LoRA's
-        if layers:
-            for name, module in model.named_modules():
-                if (
-                    isinstance(module, torch.nn.Linear)
-                    and module is not self.head.exact
-                    and "lora_" not in name  # LoRA's small A/B matrices stay fp32
-                    and "forward" not in vars(module)  # someone else's hook: leave it
-                ):
-                    self.linears.append((module, module.weight.detach().to(torch.bfloat16)))
-
-    @contextlib.contextmanager
-    def installed(self, model):
-        model.set_output_embeddings(self.head)
-        for module, weight16 in self.linears:
-            module.forward = functools.partial(_bf16_linear, weight16, module.bias)
-        try:
-            yield
-        finally:
-            for module, _ in self.linears:
-                del module.forward
-            model.set_output_embeddings(self.head.exact)
+def _sparse_head() -> bool:
+    """Whether rows whose masks leave few tokens get only their logits (a plain head only).
+    SLMTUNE_SPARSE_HEAD=0 turns it off, to compare."""
+    wanted = os.environ.get("SLMTUNE_SPARSE_HEAD", "1")
+    if wanted not in ("0", "1"):
+        raise ConfigError(f"SLMTUNE_SPARSE_HEAD={wanted}: use 0 or 1")
+    return wanted == "1"
 
 
-def _bf16_linear(weight16: torch.Tensor, bias, x: torch.Tensor) -> torch.Tensor:
-    y = F.linear(x.to(torch.bfloat16), weight16).to(x.dtype)
-    return y if bias is None else y + bias
+def _hooked(module: torch.nn.Module) -> bool:
+    """Someone watches or changes the head's output: it must run as a module."""
+    return bool(module._forward_hooks or module._forward_pre_hooks)
 
 
-_BF16: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_SHIFTS = torch.arange(32, dtype=torch.int32)
 
 
-def _bf16_matmuls(model) -> Bf16Matmuls | None:
-    """bf16 matmuls for `model` where they pay: fp32 weights on a CPU with AVX512-BF16/AMX.
-    SLMTUNE_BF16_MATMUL: 0 = off, head = the exact head only, 1 = head and layers.
-    Made once per model (the copies cost half the fp32 weights' memory)."""
-    head = model.get_output_embeddings()
-    wanted = os.environ.get("SLMTUNE_BF16_MATMUL")
-    if wanted is None:
-        on_cpu = head.weight.device.type == "cpu" and head.weight.dtype == torch.float32
-        wanted = "1" if on_cpu and cpu_has_bf16() else "0"
-    if wanted not in ("0", "head", "1"):
-        raise ConfigError(f"SLMTUNE_BF16_MATMUL={wanted}: use 0, head or 1")
-    if wanted == "0" or not isinstance(head, torch.nn.Linear):
-        return None
-    made = _BF16.setdefault(model, {})  # layers on/off -> Bf16Matmuls
-    layers = wanted == "1"
-    if layers not in made:
-        made[layers] = Bf16Matmuls(model, layers)
-    return made[layers]
+def _set_bits(words: torch.Tensor, vocab: int) -> torch.Tensor:
+    """The allowed token ids of a bitmask row, ascending; only the non-zero words are read."""
+    nonzero = (words != 0).nonzero().squeeze(1)
+    bits = ((words[nonzero].unsqueeze(-1) >> _SHIFTS) & 1).bool()
+    ids = (nonzero.unsqueeze(-1) * 32 + _SHIFTS.long())[bits]
+    return ids[ids < vocab]
 
 
-class GrowingLayer(DynamicLayer):
-    """A DynamicLayer that appends into spare room instead of copying the whole cache at
-    every step (DynamicLayer's torch.cat was a third of a batch-24 step on CPU). The room
-    doubles when full; `keys`/`values` are views of the filled part."""
-
-    SPARE = 64  # columns of room given to a fresh layer
-
-    def update(self, key_states, value_states, *args, **kwargs):
-        if not self.is_initialized:
-            self.lazy_initialization(key_states, value_states)
-            self.room_k = self.room_v = key_states[..., :0, :]  # no room yet: grown below
-            self.filled = 0
-        end = self.filled + key_states.shape[-2]
-        if end > self.room_k.shape[-2]:
-            self._grow(end + max(end, self.SPARE))
-        self.room_k[..., self.filled : end, :] = key_states
-        self.room_v[..., self.filled : end, :] = value_states
-        self.filled = end
-        self.keys, self.values = self.room_k[..., :end, :], self.room_v[..., :end, :]
-        return self.keys, self.values
-
-    def _grow(self, columns: int) -> None:
-        old_k, old_v = self.room_k, self.room_v
-        shape = (*old_k.shape[:-2], columns, old_k.shape[-1])
-        self.room_k, self.room_v = old_k.new_empty(shape), old_k.new_empty(shape)
-        self.room_k[..., : self.filled, :] = old_k[..., : self.filled, :]
-        self.room_v[..., : self.filled, :] = old_v[..., : self.filled, :]
+def _allowed_bits(words: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Which of `ids` the bitmask row allows."""
+    return ((words[ids >> 5] >> (ids & 31).to(torch.int32)) & 1).bool()
 
 
-class GrowingCache(DynamicCache):
-    """A DynamicCache of GrowingLayers: empty, or holding (keys, values) per decoder layer."""
-
-    def __init__(self, tensors=None):
-        if tensors is None:
-            Cache.__init__(self, layer_class_to_replicate=GrowingLayer)
-            return
-        layers = []
-        for keys, values in tensors:
-            layers.append(GrowingLayer())
-            layers[-1].update(keys, values)
-        Cache.__init__(self, layers=layers)
-
-
-def _select(cache: DynamicCache, rows: list[int], first_column: int = 0) -> DynamicCache:
-    if first_column == 0 and rows == list(range(len(rows))) and len(rows) == _batch(cache):
-        return cache
-    index = torch.tensor(rows)
-    return GrowingCache(
-        (k[index.to(k.device), :, first_column:], v[index.to(v.device), :, first_column:])
-        for k, v, _ in cache
-    )
-
-
-def _batch(cache: DynamicCache) -> int:
-    return next(iter(cache))[0].shape[0]
-
-
-def _pad(t: torch.Tensor, width: int) -> torch.Tensor:
-    """Left-pad a (batch, heads, columns, dim) cache tensor with zeros to `width` columns."""
-    missing = width - t.shape[-2]
-    if not missing:
-        return t
-    return torch.cat([t.new_zeros(*t.shape[:-2], missing, t.shape[-1]), t], dim=-2)
-
-
-def _pad_mask(mask: torch.Tensor, width: int) -> torch.Tensor:
-    missing = width - mask.shape[1]
-    return torch.cat([mask.new_zeros(mask.shape[0], missing), mask], dim=1) if missing else mask
+def _popcount(words: torch.Tensor, vocab: int) -> int:
+    """Allowed tokens below `vocab` in a bitmask row (SWAR bit count, in int64 so no sign
+    trouble; the last word's bits past the vocabulary are not counted)."""
+    whole, rest = divmod(vocab, 32)
+    x = words[:whole].to(torch.int64) & 0xFFFFFFFF
+    x = x - ((x >> 1) & 0x55555555)
+    x = (x & 0x33333333) + ((x >> 2) & 0x33333333)
+    x = (x + (x >> 4)) & 0x0F0F0F0F
+    count = int((((x * 0x01010101) & 0xFFFFFFFF) >> 24).sum())
+    if rest:
+        count += int(((words[whole] >> _SHIFTS[:rest]) & 1).sum())
+    return count
 
 
 def _restrict(logits: torch.Tensor, row: int, mask: tuple[bool, list[int]] | None) -> None:

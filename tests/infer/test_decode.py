@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from slmtune.infer.constrain import compiled_grammar
-from slmtune.infer.decode import DecodeLoop, GrowingCache, Row
+from slmtune.infer.decode import DecodeLoop, Row
+from slmtune.infer.kv_cache import GrowingCache
 from slmtune.run import open_run
 
 TEXTS = [
@@ -169,7 +170,8 @@ def test_bf16_layers_are_used_only_inside_the_loop_and_stay_close_to_fp32(loaded
     assert len(loop.bf16.linears) >= 7  # every projection of the tiny model's layers
     mask = torch.ones_like(ids)
     with torch.inference_mode():
-        bf16 = loop._forward(ids, mask, (mask.cumsum(-1) - 1), GrowingCache(), rows[1:])
+        hidden = loop._forward(ids, mask, (mask.cumsum(-1) - 1), GrowingCache(), rows[1:])
+        bf16 = loop.logits(hidden)
     difference = (bf16 - fp32[:, -1]).abs().max().item()
     assert 0 < difference < 0.05 * fp32.abs().max().item()  # bf16 products, fp32-close
     for module, _ in loop.bf16.linears:
@@ -291,3 +293,66 @@ def test_logprobs_are_the_models_own_for_each_chosen_token(loaded, monkeypatch):
             token = chosen[k] if chosen[k] is not None else int(logits.argmax())
             assert logprob == pytest.approx(float(expected[token]), abs=1e-3)
             assert logprob == pytest.approx(float(expected.max()), abs=1e-3)  # greedy: the best
+
+
+def test_the_sparse_head_changes_no_answer_and_is_used(loaded, monkeypatch):
+    """Rows whose masks leave few tokens get the logits of those tokens only: the answers and
+    their log-probabilities equal the full head's, with grounded, grammar-only and free rows
+    in the same steps."""
+    from slmtune.infer.driver import Request, answer_all
+
+    monkeypatch.setenv("SLMTUNE_BF16_MATMUL", "0")  # the exact fp32 head on both sides
+    schema = {
+        "type": "object",
+        "properties": {
+            "name": {"type": ["string", "null"], "maxLength": 20, "verbatim": True},
+            "note": {"type": "string", "maxLength": 12},
+        },
+        "required": ["name", "note"],
+        "additionalProperties": False,
+    }
+    free_schema = {**schema, "properties": {**schema["properties"], "name": {"type": "string"}}}
+    sparse_calls = []
+    logits_of = DecodeLoop._logits_of
+
+    def counted(self, hidden, few):
+        sparse_calls.extend(len(ids) for ids in few.values())
+        return logits_of(self, hidden, few)
+
+    monkeypatch.setattr(DecodeLoop, "_logits_of", counted)
+    answers = {}
+    for setting in ("0", "1"):
+        monkeypatch.setenv("SLMTUNE_SPARSE_HEAD", setting)
+        requests = [
+            Request(loaded.prompt(text), max_new_tokens=30, schema=s, logprobs=True)
+            for text in TEXTS[:3]
+            for s in (schema, free_schema, None)
+        ]
+        answers[setting] = answer_all(loaded, requests, batch_size=9)
+        assert bool(sparse_calls) == (setting == "1")
+    for sparse, full in zip(answers["1"], answers["0"], strict=True):
+        assert sparse.text == full.text
+        assert sparse.logprobs == pytest.approx(full.logprobs, abs=1e-4)
+    assert len(sparse_calls) > 20  # most constrained steps leave few tokens
+
+
+def test_the_bitmask_helpers_read_xgrammars_layout(loaded):
+    import xgrammar as xgr
+
+    from slmtune.infer.decode import _allowed_bits, _popcount, _set_bits
+
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
+    matcher = xgr.GrammarMatcher(compiled_grammar(loaded, schema))
+    vocab = loaded.model.get_output_embeddings().weight.shape[0]
+    for text in ("", '{"a": "'):  # few tokens allowed, then nearly all
+        for t in loaded.tokenizer.encode(text, add_special_tokens=False):
+            assert matcher.accept_token(t)
+        bitmask = xgr.allocate_token_bitmask(1, vocab)
+        matcher.fill_next_token_bitmask(bitmask, 0)
+        logits = torch.zeros(1, vocab)
+        xgr.apply_token_bitmask_inplace(logits, bitmask)
+        allowed = torch.isfinite(logits[0])
+        assert torch.equal(_set_bits(bitmask[0], vocab), allowed.nonzero().squeeze(1))
+        assert _popcount(bitmask[0], vocab) == int(allowed.sum())
+        ids = torch.arange(vocab)
+        assert torch.equal(_allowed_bits(bitmask[0], ids), allowed)
