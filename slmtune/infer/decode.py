@@ -6,9 +6,9 @@ over the rows in flight: a row that ends leaves at once, and new rows are prefil
 before the next step, so the batch stays full while work is waiting.
 
 Rows share one KV cache (infer/kv_cache.py: a transformers DynamicCache whose layers grow
-into spare room instead of concatenating every step), left-padded to a common width: the attention mask
-hides the padding, position ids count each row's own tokens, and columns no row uses any
-more are cut off when rows leave. Every row has its own token limit, stop tokens, grammar
+into spare room instead of concatenating every step), left-padded to a common width: the
+attention mask hides the padding, position ids count each row's own tokens, and columns no
+row uses any more are cut off when rows leave. Every row has its own token limit, stop tokens, grammar
 (xgrammar token masks), temperature/top-p and seed, and on a multi-adapter PEFT model its
 own LoRA adapter (PEFT's mixed-batch `adapter_names`, "__base__" = adapters off).
 
