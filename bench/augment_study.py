@@ -73,8 +73,10 @@ def main() -> None:
             train(cfg.model_copy(update={"augment": int(copies)}))
         summary = json.loads(RunDir(run).summary.read_text())
         schema = run_schema(run)
+        scoring = argparse.Namespace(run=str(run), batch_size=args.batch_size,
+                                     max_new_tokens=args.max_new_tokens)  # fmt: skip
         scored = {
-            name: _score(args, scores, files[name], "grounded", schema, verbatim_paths(schema))
+            name: _score(scoring, scores, files[name], "grounded", schema, verbatim_paths(schema))
             for name in ("test split", "unseen forms")
         }
         results[variant] = {
