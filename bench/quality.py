@@ -38,6 +38,7 @@ def main() -> None:
     p.add_argument("--epochs", type=float, default=1.0)
     p.add_argument("--lr", type=float, default=4e-4)
     p.add_argument("--lora-r", type=int, default=16)
+    p.add_argument("--augment", type=int, default=0, help="re-laid-out copies (measured: 0)")
     p.add_argument("--batch-size", type=int, default=32, help="answers decoded at once")
     p.add_argument("--modes", default="grounded,free", help="decodings scored: grounded, free")
     p.add_argument("--workdir", default=str(RESULTS / "work" / "cluener"))
@@ -62,10 +63,13 @@ def main() -> None:
         lines = (work / f"{split}.all.jsonl").read_text(encoding="utf-8").splitlines()[:n]
         (work / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-    run_dir = work / f"run_{args.train}_{args.epochs:g}ep_r{args.lora_r}"
+    run_dir = work / f"run_{args.train}_{args.epochs:g}ep_r{args.lora_r}" + (
+        f"_aug{args.augment}" if args.augment else ""
+    )
     start = time.time()
     if not RunDir(run_dir).is_finished():
-        train(demo_recipe(work / "train.jsonl", run_dir, args.epochs, args.lr, args.lora_r))
+        train(demo_recipe(work / "train.jsonl", run_dir, args.epochs, args.lr, args.lora_r,
+                          augment=args.augment))  # fmt: skip
     train_minutes = (time.time() - start) / 60
     summary = json.loads(RunDir(run_dir).summary.read_text())
 
@@ -103,6 +107,7 @@ def main() -> None:
         "epochs": args.epochs,
         "lr": args.lr,
         "lora_r": args.lora_r,
+        "augment": args.augment,
         "train_minutes": round(train_minutes, 1),
         "train_tokens_per_second": summary.get("tokens_per_second"),
         "machine": "2 CPU cores",
