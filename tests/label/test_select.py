@@ -102,3 +102,12 @@ def test_label_select_labels_only_the_chosen_records_and_keeps_them_on_rerun(tmp
 def test_uncertain_without_a_student_is_an_error():
     with pytest.raises(Exception, match="--select uncertain needs --student"):
         select("uncertain", ["a", "b", "c"], 1)
+
+
+def test_a_budget_alone_selects_diverse():
+    from slmtune.config import LabelConfig
+
+    base = {"teacher_url": "http://127.0.0.1:1/v1", "teacher_model": "m", "system": "抽取"}
+    assert LabelConfig(**base, budget=10).select == "diverse"
+    assert LabelConfig(**base).select is None  # no budget: every text is labelled
+    assert LabelConfig(**base, budget=10, select="random").select == "random"
