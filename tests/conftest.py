@@ -139,6 +139,7 @@ def tiny_run(tmp_path_factory):
         grad_accum=1,
         lr=1e-3,
         max_length=128,
+        augment=0,  # the tests below were written against this tiny run's answers
     )
     return train(cfg)
 
