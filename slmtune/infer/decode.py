@@ -237,11 +237,14 @@ class DecodeLoop:
         bitmask = self._grammar_masks(rows)
         few: dict[int, torch.Tensor] = {}  # row -> the only tokens it may take
         full = []
+        grounds: dict[int, tuple | None] = {}  # row -> its grounding mask, made once a step
         for i, row in enumerate(rows):
             if row.finish is not None:  # failed while masking: _accept ends it
                 continue
             try:
-                ids = self._few_allowed(i, row, bitmask)
+                if row.grounding is not None:
+                    grounds[i] = row.grounding.mask()
+                ids = self._few_allowed(i, row, bitmask, grounds.get(i))
             except Exception as exc:
                 row._fail(exc)
                 continue
@@ -260,7 +263,7 @@ class DecodeLoop:
             except Exception as exc:
                 row._fail(exc)
         if full:
-            tokens[full] = self._choose_full(hidden, full, rows, bitmask)
+            tokens[full] = self._choose_full(hidden, full, rows, bitmask, grounds)
         return tokens
 
     def _logits_of(self, hidden: torch.Tensor, few: dict[int, torch.Tensor]) -> list:
@@ -292,12 +295,12 @@ class DecodeLoop:
                 rows[i]._fail(exc)
         return bitmask
 
-    def _few_allowed(self, i: int, row: Row, bitmask) -> torch.Tensor | None:
-        """The tokens row i may take, when they are few (at most SPARSE_MAX); else None."""
+    def _few_allowed(self, i: int, row: Row, bitmask, ground) -> torch.Tensor | None:
+        """The tokens row i may take (under the grammar and the grounding mask `ground`),
+        when they are few (at most SPARSE_MAX); else None."""
         if row.matcher is None or not self.sparse or self.tap.run_head:
             return None
         words = bitmask[i]
-        ground = row.grounding.mask() if row.grounding is not None else None
         if ground is not None and ground[0]:  # grounding: only these (within the grammar)
             ids = torch.tensor(ground[1], dtype=torch.long).unique()
             ids = ids[ids < self.vocab]
@@ -313,19 +316,20 @@ class DecodeLoop:
             ids = left if len(left) else ids
         return ids if len(ids) <= SPARSE_MAX else None
 
-    def _choose_full(self, hidden: torch.Tensor, full: list[int], rows: list[Row], bitmask):
+    def _choose_full(self, hidden, full: list[int], rows: list[Row], bitmask, grounds: dict):
         """`_choose` for rows `full`, whose masks leave many tokens: the full head, then the
         masks."""
         logits = self.logits(hidden, full)
+        ground_masks = [grounds.get(i) for i in full]
         hidden, rows = hidden[full], [rows[i] for i in full]
         if bitmask is not None:
             import xgrammar as xgr
 
             xgr.apply_token_bitmask_inplace(logits, bitmask[full].to(logits.device))
         for i, row in enumerate(rows):
-            if row.grounding is not None and row.finish is None:
+            if ground_masks[i] is not None and row.finish is None:
                 try:
-                    _restrict(logits, i, row.grounding.mask())
+                    _restrict(logits, i, ground_masks[i])
                 except Exception as exc:
                     row._fail(exc)
         exact = self.head is None or self.tap.logits is not None
