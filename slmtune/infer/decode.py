@@ -8,9 +8,9 @@ before the next step, so the batch stays full while work is waiting.
 Rows share one KV cache (infer/kv_cache.py: a transformers DynamicCache whose layers grow
 into spare room instead of concatenating every step), left-padded to a common width: the
 attention mask hides the padding, position ids count each row's own tokens, and columns no
-row uses any more are cut off when rows leave. Every row has its own token limit, stop tokens, grammar
-(xgrammar token masks), temperature/top-p and seed, and on a multi-adapter PEFT model its
-own LoRA adapter (PEFT's mixed-batch `adapter_names`, "__base__" = adapters off).
+row uses any more are cut off when rows leave. Every row has its own token limit, stop
+tokens, grammar (xgrammar token masks), temperature/top-p and seed, and on a multi-adapter
+PEFT model its own LoRA adapter (PEFT's mixed-batch `adapter_names`, "__base__" = off).
 
 On a CPU with bf16 matmul (AVX512-BF16 or AMX) and fp32 weights, the loop multiplies by
 bf16 copies of the weights (infer/bf16.py; SLMTUNE_BF16_MATMUL to compare).
@@ -229,11 +229,8 @@ class DecodeLoop:
 
     def _choose(self, hidden: torch.Tensor, rows: list[Row]) -> torch.Tensor:
         """Next token per row: grammar mask (and grounding), then greedy or temperature /
-        top-p sampling. The head is the biggest matmul of a small model with a large
-        vocabulary, and inside a JSON answer the masks usually leave a handful of tokens
-        (a key, a separator, the next bytes of a copied value): such a row gets the exact
-        logits of those tokens only (the same choice the full head would make under the
-        same masks); the other rows share one pass of the full head."""
+        top-p sampling. Rows the masks leave few tokens get only those tokens' exact logits
+        (see the module docstring); the other rows share one pass of the full head."""
         bitmask = self._grammar_masks(rows)
         few: dict[int, torch.Tensor] = {}  # row -> the only tokens it may take
         full = []
@@ -267,8 +264,8 @@ class DecodeLoop:
         return tokens
 
     def _logits_of(self, hidden: torch.Tensor, few: dict[int, torch.Tensor]) -> list:
-        """fp32 logits of each row's own few tokens, from one gather of the head's rows (a
-        gather per row costs ~8 ms on CPU whatever its size; one for all costs about that)."""
+        """fp32 logits of each row's own few tokens, from one gather of the head's rows for
+        all of them (measured here: 32 gathers of 300 rows took ~260 ms, one of 9,600 ~14 ms)."""
         if not few:
             return []
         sizes = [len(ids) for ids in few.values()]
