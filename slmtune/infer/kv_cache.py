@@ -1,7 +1,9 @@
-"""The decode loop's KV cache: layers that grow into spare room, and row/column surgery
-(rows leave, rows join left-padded to a common width)."""
+"""The decode loop's KV cache: layers that grow into spare room, row/column surgery (rows
+leave, rows join left-padded to a common width), and the stored KV of prompt starts."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from transformers import DynamicCache
@@ -76,3 +78,89 @@ def left_pad(t: torch.Tensor, width: int) -> torch.Tensor:
 def left_pad_mask(mask: torch.Tensor, width: int) -> torch.Tensor:
     missing = width - mask.shape[1]
     return torch.cat([mask.new_zeros(mask.shape[0], missing), mask], dim=1) if missing else mask
+
+
+def holes_to_left(cache: DynamicCache, mask: torch.Tensor) -> tuple[DynamicCache, torch.Tensor]:
+    """Move each row's padding columns (mask 0) to its left, its tokens kept in order: a row
+    prefilled after a stored prefix has padding between the prefix and the rest, and the
+    loop's rows are left-padded and contiguous."""
+    order = torch.sort(mask, dim=1, stable=True).indices  # pads first, then the tokens
+    moved = GrowingCache(
+        (k.gather(2, _expand(order, k)), v.gather(2, _expand(order, v))) for k, v, _ in cache
+    )
+    return moved, mask.gather(1, order)
+
+
+def _expand(order: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return order.to(t.device)[:, None, :, None].expand_as(t)
+
+
+PREFIX_MIN = 8  # a shorter common start is prefilled with the rest
+PREFIX_MAX = 512  # columns kept of a stored prompt
+PREFIXES = 4  # prompts kept per adapter (several tasks served at once)
+
+
+@dataclass
+class _Stored:
+    ids: list[int]
+    layers: list[tuple[torch.Tensor, torch.Tensor]]  # per layer: (1, heads, len(ids), dim)
+
+
+class PrefixStore:
+    """The KV of recently prefilled prompts, so that a prompt starting the same way (every
+    request of a task begins with the same template and system prompt) prefills only the
+    rest. Keys in a decoder's cache hold their own position (RoPE is applied before caching)
+    and a causal model's KV of a start does not depend on what follows it, so a stored
+    start is the one the prompt would have computed itself (up to float rounding). Kept per
+    adapter: a LoRA adapter changes every KV."""
+
+    def __init__(self):
+        self.stored: dict[object, list[_Stored]] = {}
+
+    def lookup(self, key, prompts: list[list[int]]) -> tuple[_Stored | None, int]:
+        """The stored prompt that starts most like all of `prompts`, and how many tokens they
+        share with it (0: none worth it)."""
+        best, shared = None, 0
+        for stored in self.stored.get(key, []):
+            common = min(_common_start(stored.ids, p) for p in prompts)
+            if common > shared:
+                best, shared = stored, common
+        if shared < PREFIX_MIN:
+            return None, 0
+        kept = self.stored[key]
+        kept.insert(0, kept.pop(kept.index(best)))  # the most recently used first
+        return best, shared
+
+    def cache(self, stored: _Stored, columns: int, rows: int) -> GrowingCache:
+        """A cache holding the first `columns` tokens of `stored` for each of `rows` rows."""
+        return GrowingCache(
+            (k[:, :, :columns].expand(rows, -1, -1, -1), v[:, :, :columns].expand(rows, -1, -1, -1))
+            for k, v in stored.layers
+        )
+
+    def remember(self, key, prompt: list[int], cache: DynamicCache, row: int) -> None:
+        """Keep `prompt`'s KV (the last len(prompt) columns of `row` in a prefilled cache),
+        unless a kept prompt already starts like it."""
+        if self.lookup(key, [prompt])[0] is not None:
+            return
+        n = min(len(prompt), PREFIX_MAX)
+        start = cache.get_seq_length() - len(prompt)
+        layers = [
+            (
+                k[row : row + 1, :, start : start + n].clone(),
+                v[row : row + 1, :, start : start + n].clone(),
+            )
+            for k, v, _ in cache
+        ]
+        kept = self.stored.setdefault(key, [])
+        kept.insert(0, _Stored(prompt[:n], layers))
+        del kept[PREFIXES:]
+
+
+def _common_start(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n

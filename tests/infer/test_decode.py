@@ -110,7 +110,8 @@ def test_constrained_and_free_rows_share_steps(loaded):
         assert row.tokens == _alone(loaded, row)
 
 
-def test_rows_for_two_adapters_share_a_step(tiny_run):
+def test_rows_for_two_adapters_share_a_step(tiny_run, monkeypatch):
+    monkeypatch.setenv("SLMTUNE_PREFIX_CACHE", "1")  # each adapter keeps its own starts
     from peft import PeftModel
 
     from slmtune.models import load_model
@@ -142,6 +143,15 @@ def test_rows_for_two_adapters_share_a_step(tiny_run):
             alone.step()
         assert row.tokens == solo.tokens, row.adapter
     assert mixed[0].tokens != mixed[2].tokens  # the adapters really differ
+    # one row per prefill: each adapter's rows reuse that adapter's stored prompt start only
+    again = [Row(r.prompt, r.max_new_tokens, r.stop_ids, adapter=r.adapter) for r in mixed]
+    one_by_one = DecodeLoop(model, pad)
+    for row in again:
+        one_by_one.add([row])
+    while one_by_one.rows:
+        one_by_one.step()
+    assert [r.tokens for r in again] == [r.tokens for r in mixed]
+    assert set(one_by_one.prefixes.stored) == {"a", "b", None}
 
 
 def test_bf16_head_gives_the_fp32_greedy_answers_and_leaves_the_model_alone(loaded, monkeypatch):
@@ -229,32 +239,38 @@ def test_sampling_survives_nan_logits():
 def test_answers_match_a_no_cache_reference_past_the_sliding_window(loaded, monkeypatch):
     """Against an independent reference (a full forward pass over the whole sequence for
     every token, no cache): prompts longer than the tiny Gemma-3's 64-token sliding window,
-    of different lengths, decoded together."""
+    of different lengths, decoded together after a shorter prompt with the same start."""
     monkeypatch.setenv("SLMTUNE_BF16_MATMUL", "0")  # exact fp32 on both sides
     window = loaded.model.config.sliding_window
     texts = ["我叫张三，住在北京市朝阳区建国路88号。" * k for k in (12, 16)]
     texts.append("停电三天了电表读数异常水费太贵物业不管" * 4)  # shortened to the context
     rows = _rows(loaded, texts, max_new_tokens=24)
+    for row in rows:
+        row.logprobs = []  # one list each
     assert all(len(r.prompt) > window for r in rows)
     loop = DecodeLoop(loaded.model, loaded.tokenizer.pad_token_id)
+    loop.add(_rows(loaded, ["我叫张三"], max_new_tokens=1))  # a stored start they share
     loop.add(rows)
     while loop.rows:
         loop.step()
     assert sum(len(row.tokens) for row in rows) >= 24  # real answers, not instant stops
     for row in rows:
-        assert row.tokens == _reference(loaded.model, row.prompt, len(row.tokens), row.stop_ids)
+        tokens, logprobs = _reference(loaded.model, row.prompt, len(row.tokens), row.stop_ids)
+        assert row.tokens == tokens
+        assert row.logprobs[: len(logprobs)] == pytest.approx(logprobs, abs=1e-4)
 
 
 @torch.inference_mode()
-def _reference(model, prompt: list[int], n: int, stops) -> list[int]:
-    ids = list(prompt)
+def _reference(model, prompt: list[int], n: int, stops) -> tuple[list[int], list[float]]:
+    ids, logprobs = list(prompt), []
     for _ in range(n):
         logits = model(input_ids=torch.tensor([ids]), use_cache=False).logits[0, -1]
         token = int(logits.argmax())
+        logprobs.append(float(torch.log_softmax(logits.float(), -1)[token]))
         if token in stops:
             break
         ids.append(token)
-    return ids[len(prompt) :]
+    return ids[len(prompt) :], logprobs
 
 
 def test_the_stream_reads_the_next_window_while_a_long_answer_runs(loaded):
@@ -334,6 +350,56 @@ def test_the_sparse_head_changes_no_answer_and_is_used(loaded, monkeypatch):
         assert sparse.text == full.text
         assert sparse.logprobs == pytest.approx(full.logprobs, abs=1e-4)
     assert len(sparse_calls) > 20  # most constrained steps leave few tokens
+
+
+def test_a_stored_prompt_start_changes_no_answer_and_is_used(loaded, monkeypatch):
+    """Prompts that start like an earlier one (the template and the system prompt) prefill
+    only the rest: the answers and their log-probabilities equal prefilling each prompt
+    whole, with rows added alone, in groups of different lengths and mid-flight, grammar and
+    grounding included."""
+    from slmtune.infer.driver import Request, prepare
+
+    SYSTEM = "提取json 姓名 地址 邮箱 问题 投诉内容"  # noqa: N806  (prompts within the window)
+    monkeypatch.setenv("SLMTUNE_BF16_MATMUL", "0")
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": ["string", "null"], "maxLength": 20, "verbatim": True}},
+        "required": ["name"],
+        "additionalProperties": False,
+    }
+    prefilled = []
+    forward = DecodeLoop._forward
+
+    def counted(self, ids, mask, positions, cache, rows):
+        if ids.shape[1] > 1 or cache.get_seq_length() == 0:  # a prefill
+            prefilled.append(int(mask[:, -ids.shape[1] :].sum()))
+        return forward(self, ids, mask, positions, cache, rows)
+
+    monkeypatch.setattr(DecodeLoop, "_forward", counted)
+    answers, tokens_prefilled = {}, {}
+    for setting in ("0", "1"):
+        monkeypatch.setenv("SLMTUNE_PREFIX_CACHE", setting)
+        prefilled.clear()
+        requests = [
+            Request(loaded.prompt(text, system=SYSTEM), max_new_tokens=16, schema=s, logprobs=True)
+            for text in TEXTS
+            for s in (schema, None)
+        ]
+        rows = [prepare(loaded, r) for r in requests]
+        loop = DecodeLoop(loaded.model, loaded.tokenizer.pad_token_id)
+        loop.add(rows[:1])
+        loop.add(rows[1:3])
+        loop.step()
+        loop.add(rows[3:])
+        while loop.rows:
+            loop.step()
+        answers[setting] = rows
+        tokens_prefilled[setting] = sum(prefilled)
+    for stored, whole in zip(answers["1"], answers["0"], strict=True):
+        assert stored.tokens == whole.tokens
+        assert stored.logprobs == pytest.approx(whole.logprobs, abs=1e-4)
+    system = len(loaded.renderer.prompt_ids(loaded.prompt("", system=SYSTEM))[0]) - 8  # about
+    assert tokens_prefilled["0"] - tokens_prefilled["1"] >= system * (len(requests) - 1)
 
 
 def test_the_bitmask_helpers_read_xgrammars_layout(loaded):
