@@ -9,6 +9,9 @@ own (so start-up, memory and threads are its own):
   slmtune grounded-full-head   the same with the full LM head at every step
                      (SLMTUNE_SPARSE_HEAD=0; by default a row whose masks leave few tokens
                      gets only their logits)
+  slmtune grounded-no-draft   the same with one token per row and step (SLMTUNE_DRAFT=0;
+                     by default a greedy row also verifies the tokens the grammar forces
+                     or the input suggests, see infer/decode.py)
   slmtune grounded-whole-prefill   the same with every prompt prefilled whole
                      (SLMTUNE_PREFIX_CACHE=0; by default a prompt that starts like a
                      recent one prefills only the rest)
@@ -19,7 +22,7 @@ Both engines get the prompt token ids from our renderer and decode greedily with
 --batch-size answers in flight (vLLM: max_num_seqs). Reported per engine: start-up seconds
 (loading, for vLLM also its warm-up compilation), answering seconds, records/s and tokens/s
 after start-up, peak memory of the engine's processes, parse rate, field accuracy, answers
-cut at the token limit. Writes bench/results/engines.json.
+cut at the token limit, and for our loop the forward passes per answer token. Writes bench/results/engines.json.
 
 Usage: python bench/engines.py --run demo_out/run [--records 64] [--batch-size 32]
        [--vllm-python .venv-vllm/bin/python] [--engines slmtune-grounded vllm-free ...]
@@ -44,6 +47,7 @@ RESULTS = ROOT / "bench" / "results"
 ENGINES = {  # name -> (engine, grounded, environment: a speed lever switched off)
     "slmtune-grounded": ("transformers", True, {}),
     "slmtune-grounded-full-head": ("transformers", True, {"SLMTUNE_SPARSE_HEAD": "0"}),
+    "slmtune-grounded-no-draft": ("transformers", True, {"SLMTUNE_DRAFT": "0"}),
     "slmtune-grounded-whole-prefill": ("transformers", True, {"SLMTUNE_PREFIX_CACHE": "0"}),
     "slmtune-free": ("transformers", False, {}),
     "vllm-free": ("vllm", False, {}),
@@ -183,6 +187,9 @@ def _worker(args) -> None:
         "tokens_per_second": round(tokens / seconds, 1),
         "tokens_per_record": round(tokens / len(texts), 1),
         "cut_at_token_limit": sum(a.finish_reason == "length" for a in answers),
+        "passes_per_token": (  # the prefill's included; vLLM's answers do not say
+            None if engine_name == "vllm" else round(sum(a.passes for a in answers) / tokens, 3)
+        ),
         "peak_memory_gb": round(memory.stop() / 2**30, 2),
         "texts": [a.text for a in answers],
     }

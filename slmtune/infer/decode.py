@@ -61,6 +61,8 @@ from slmtune.infer.kv_cache import (
 SPARSE_MAX = 2048  # a row whose masks leave at most this many tokens gets only their logits
 MIN_TEMPERATURE = 1e-4  # below it a row is greedy: logits / ~0 would overflow to inf / NaN
 PREFILL_ROWS = 4  # prompts per prefill forward: 1 and 16 measured slower on 2 CPU cores
+DRAFT_MAX = 4  # drafted tokens per row and step (bench/multi_token_step.py: what q cost)
+LOOKUP = (3, 2, 1)  # answer endings looked up in the prompt, longest first
 
 
 @dataclass(eq=False)
@@ -82,6 +84,7 @@ class Row:
     tokens: list[int] = field(default_factory=list)  # the answer so far
     finish: str | None = None  # "stop" (stop token / on_token), "length" or "error", once done
     error: Exception | None = None  # what ended a row with finish "error"
+    passes: int = 0  # forward passes it took part in (its prefill included)
 
     @property
     def sampled(self) -> bool:
@@ -100,6 +103,20 @@ class Row:
                 self.generator.seed()
             else:
                 self.generator.manual_seed(self.seed)
+
+    def _looked_up(self) -> list[int]:
+        """The prompt tokens that followed the answer's last LOOKUP tokens where they first
+        occur in the prompt (prompt-lookup drafting: values are copied from the input)."""
+        if not hasattr(self, "_index"):
+            self._index = {}
+            for n in LOOKUP:
+                for i in range(len(self.prompt) - n):
+                    self._index.setdefault(tuple(self.prompt[i : i + n]), i + n)
+        for n in LOOKUP:
+            at = self._index.get(tuple(self.tokens[-n:])) if len(self.tokens) >= n else None
+            if at is not None:
+                return self.prompt[at : at + DRAFT_MAX]
+        return []
 
     def _accept(self, token: int) -> bool:
         """Take the next token; True when the answer is complete. A failure in this row's own
@@ -147,6 +164,7 @@ class DecodeLoop:
         self.sparse = _switch("SLMTUNE_SPARSE_HEAD")  # few allowed tokens -> only their logits
         self.prefixes = PrefixStore() if _switch("SLMTUNE_PREFIX_CACHE") else None
         self.window = getattr(model.config.get_text_config(), "sliding_window", None)
+        self.draft = _switch("SLMTUNE_DRAFT")  # greedy rows verify drafted tokens
         self.clear()
 
     def clear(self) -> None:
@@ -183,6 +201,8 @@ class DecodeLoop:
             except Exception as exc:  # e.g. a grammar that cannot start: this row only
                 row._fail(exc)
         hidden = self._forward(ids, mask, positions, cache, rows)
+        for row in rows:
+            row.passes += 1
         if shared:  # padding sat between the stored start and the rest
             cache, mask = holes_to_left(cache, mask)
         elif self.prefixes is not None:
@@ -211,23 +231,96 @@ class DecodeLoop:
 
     @torch.inference_mode()
     def step(self) -> list[Row]:
-        """One token for every row in flight; returns the rows that completed (and left)."""
+        """One forward pass for every row in flight: each row's next token, and as many of
+        its drafted tokens as greedy decoding would have chosen too. Returns the rows that
+        completed (and left)."""
         if not self.rows:
             return []
-        positions = self.mask.sum(-1, keepdim=True)  # each row's own length so far
-        self.mask = torch.cat([self.mask, self.mask.new_ones(len(self.rows), 1)], dim=-1)
-        hidden = self._forward(self.next[:, None], self.mask, positions, self.cache, self.rows)
-        tokens = self._choose(hidden, self.rows)
-        done = [row._accept(int(t)) for row, t in zip(self.rows, tokens.tolist(), strict=True)]
+        drafts = self._drafts()
+        q = 1 + max(map(len, drafts))  # tokens per row in this pass
+        self._compact(q)
+        width = self.mask.shape[1]
+        ids = torch.tensor(
+            [[0] + d + [self.pad] * (q - 1 - len(d)) for d in drafts], dtype=torch.long
+        )
+        ids[:, 0] = self.next
+        positions = self.mask.sum(-1, keepdim=True) + torch.arange(q)  # each row's own
+        self.mask = torch.cat([self.mask, self.mask.new_ones(len(self.rows), q)], dim=-1)
+        hidden = self._forward(ids, self.mask, positions, self.cache, self.rows, q)
+        for row in self.rows:
+            row.passes += 1
+        tokens, used, done = self._verify(hidden.view(len(self.rows), q, -1), drafts)
+        for i, n in enumerate(used):
+            self.mask[i, width + n :] = 0  # rejected drafts: their columns become holes
         finished = [row for row, d in zip(self.rows, done, strict=True) if d]
         self.next = tokens
         if finished:
             self._keep([i for i, d in enumerate(done) if not d])
         return finished
 
-    def _forward(self, ids, mask, positions, cache, rows) -> torch.Tensor:
-        """The decoder over the new tokens; returns each row's last hidden state (rows, dim).
-        The LM head is not applied here: `_choose` applies it after the masks."""
+    def _drafts(self) -> list[list[int]]:
+        """Per row, tokens that greedy decoding will likely choose next (each one checked
+        in `_verify`): those the grammar forces (the next key, its quotes and colon), else
+        what followed the answer's last tokens in the prompt (a value being copied)."""
+        drafts = []
+        for row in self.rows:
+            room = min(DRAFT_MAX, row.max_new_tokens - len(row.tokens) - 1)
+            if not self.draft or room <= 0 or row.sampled or row.finish is not None:
+                drafts.append([])
+                continue
+            try:
+                forced = row.matcher.find_jump_forward_tokens() if row.matcher else []
+            except Exception:  # noqa: BLE001  (no draft; the row's own step reports errors)
+                forced = []
+            drafts.append((forced or row._looked_up())[:room])
+        return drafts
+
+    def _verify(self, hidden: torch.Tensor, drafts: list[list[int]]):
+        """Choose each row's tokens position by position, under the masks as a plain step
+        would: a row goes on to its next position while the token chosen equals its draft
+        there (that position's input). Returns the last token chosen per row (the next
+        input), how many of the pass's positions hold real tokens per row, and which rows
+        are complete."""
+        rows, q = self.rows, hidden.shape[1]
+        head_logits = self.tap.logits  # a head that ran in the forward pass: (rows * q, vocab)
+        if head_logits is not None:
+            head_logits = head_logits.view(len(rows), q, -1)
+        tokens = torch.zeros(len(rows), dtype=torch.long)
+        used, done = [0] * len(rows), [False] * len(rows)
+        active = list(range(len(rows)))
+        for j in range(q):
+            if not active:
+                break
+            if head_logits is not None:
+                self.tap.logits = head_logits[active, j]
+            chosen = self._choose(hidden[active, j], [rows[i] for i in active])
+            going = []
+            for i, token in zip(active, chosen.tolist(), strict=True):
+                done[i] = rows[i]._accept(token)
+                tokens[i], used[i] = token, j + 1
+                if not done[i] and j < len(drafts[i]) and token == drafts[i][j]:
+                    going.append(i)
+            active = going
+        return tokens, used, done
+
+    def _compact(self, q: int) -> None:
+        """Close the holes rejected drafts left (their columns move to each row's left
+        padding) when they would count against a sliding window, or take half the cache."""
+        real = self.mask.cumsum(-1) > 0
+        holes = int((real & (self.mask == 0)).sum())
+        if not holes:
+            return
+        near_window = self.window is not None and self.mask.shape[1] + q > self.window
+        if near_window or holes * 2 > self.mask.numel():
+            self.cache, self.mask = holes_to_left(self.cache, self.mask)
+            first = int(self.mask.any(0).nonzero()[0])
+            self.cache = select_rows(self.cache, list(range(len(self.rows))), first)
+            self.mask = self.mask[:, first:]
+
+    def _forward(self, ids, mask, positions, cache, rows, keep: int = 1) -> torch.Tensor:
+        """The decoder over the new tokens; returns the hidden states of each row's last
+        `keep` positions (rows * keep, dim). The LM head is not applied here: `_choose`
+        applies it after the masks."""
         extra = {"adapter_names": [r.adapter or "__base__" for r in rows]} if self.peft else {}
         # A plain head is applied later, under the masks; a wrapped (LoRA) or hooked one runs
         # inside the forward pass as before, so its adapters and hooks see every call.
@@ -241,7 +334,7 @@ class DecodeLoop:
                     position_ids=positions.to(self.device),
                     past_key_values=cache,
                     use_cache=True,
-                    logits_to_keep=1,
+                    logits_to_keep=keep,
                     **extra,
                 )
         finally:

@@ -24,8 +24,9 @@ from slmtune.config import DEFAULT_MAX_NEW_TOKENS, DecodeConfig
 from slmtune.data.types import Message, last_user_text
 from slmtune.infer.constrain import compiled_grammar
 from slmtune.infer.decode import DecodeLoop, Row
-from slmtune.infer.ground import grounding
+from slmtune.infer.ground import grounding, token_bytes
 from slmtune.run import OpenRun, decoding_schema
+from slmtune.run.answer import verbatim_paths
 from slmtune.run.schema import answer_token_bound
 
 
@@ -73,6 +74,7 @@ class Generation:
     prompt_truncated: bool  # the input was shortened to fit the context
     error: Exception | None = None  # finish_reason "error": what failed (this answer only)
     logprobs: list[float] | None = None  # Request.logprobs: per chosen token (stop included)
+    passes: int = 0  # forward passes it took part in, prefill included (drafting saves some)
 
     @property
     def finished(self) -> bool:
@@ -124,6 +126,7 @@ class TextWatcher:
             prompt_truncated,
             row.error,
             row.logprobs,
+            row.passes,
         )
 
     def text(self) -> str:
@@ -183,6 +186,17 @@ def prepare(opened: OpenRun, request: Request, tag: object = None) -> Row:
         logprobs=[] if request.logprobs else None,
         tag=Flight(watcher, truncated, tag),
     )
+
+
+def warm_up(opened: OpenRun) -> None:
+    """Build now what the first constrained request would otherwise wait for: the grammar of
+    the run's schema (and xgrammar's view of the vocabulary) and, when the schema has
+    verbatim fields, the vocabulary by bytes (~2 s for a 262k vocabulary)."""
+    if opened.schema is None:
+        return
+    compiled_grammar(opened, opened.schema)
+    if verbatim_paths(opened.schema):
+        token_bytes(opened)
 
 
 def answer_limit(

@@ -14,7 +14,14 @@ from itertools import islice
 
 from slmtune.errors import ModelError
 from slmtune.infer.constrain import grammar_text
-from slmtune.infer.driver import Generation, Request, answer_all, answer_limit, answer_stream
+from slmtune.infer.driver import (
+    Generation,
+    Request,
+    answer_all,
+    answer_limit,
+    answer_stream,
+    warm_up,
+)
 from slmtune.run import OpenRun, RunDir, is_run_dir, open_renderer, open_run
 from slmtune.run.answer import without_verbatim
 
@@ -27,6 +34,7 @@ class TransformersEngine:
 
     def __init__(self, ref: str, dtype: str = "float32"):
         self.opened: OpenRun = open_run(ref, dtype=dtype)
+        warm_up(self.opened)
 
     def answer(self, requests: list[Request], batch_size: int) -> list[Generation]:
         return answer_all(self.opened, requests, batch_size)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slmtune.errors import ConfigError
-from slmtune.infer.constrain import compiled_grammar
+from slmtune.infer.driver import warm_up
 from slmtune.models import load_model
 from slmtune.run import OpenRun, RunDir, is_run_dir, open_renderer, open_run
 
@@ -40,9 +40,8 @@ class ModelPool:
         self.default = primary_name
         # load_model gives every tokenizer a pad token (eos when it has none)
         self.pad_token_id = next(iter(self.served.values())).opened.tokenizer.pad_token_id
-        for served in self.served.values():  # compile grammars now, not on the first request
-            if served.opened.schema is not None:
-                compiled_grammar(served.opened, served.opened.schema)
+        for served in self.served.values():
+            warm_up(served.opened)
 
     def _multi_adapter(self, primary: str, primary_name: str, adapters: dict[str, str]):
         from peft import PeftModel

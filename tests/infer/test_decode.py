@@ -370,10 +370,10 @@ def test_a_stored_prompt_start_changes_no_answer_and_is_used(loaded, monkeypatch
     prefilled = []
     forward = DecodeLoop._forward
 
-    def counted(self, ids, mask, positions, cache, rows):
-        if ids.shape[1] > 1 or cache.get_seq_length() == 0:  # a prefill
+    def counted(self, ids, mask, positions, cache, rows, keep=1):
+        if keep == 1 and (ids.shape[1] > 1 or cache.get_seq_length() == 0):  # a prefill
             prefilled.append(int(mask[:, -ids.shape[1] :].sum()))
-        return forward(self, ids, mask, positions, cache, rows)
+        return forward(self, ids, mask, positions, cache, rows, keep)
 
     monkeypatch.setattr(DecodeLoop, "_forward", counted)
     answers, tokens_prefilled = {}, {}
@@ -400,6 +400,54 @@ def test_a_stored_prompt_start_changes_no_answer_and_is_used(loaded, monkeypatch
         assert stored.logprobs == pytest.approx(whole.logprobs, abs=1e-4)
     system = len(loaded.renderer.prompt_ids(loaded.prompt("", system=SYSTEM))[0]) - 8  # about
     assert tokens_prefilled["0"] - tokens_prefilled["1"] >= system * (len(requests) - 1)
+
+
+def test_drafted_tokens_change_no_answer_and_save_passes(loaded, monkeypatch):
+    """Each step verifies the tokens the grammar forces or the prompt suggests (a value
+    being copied): greedy answers and their log-probabilities equal one token per pass, for
+    grammar, grounded and free rows added alone, in groups and mid-flight; and fewer passes
+    are made."""
+    from slmtune.infer.driver import Request, prepare
+
+    monkeypatch.setenv("SLMTUNE_BF16_MATMUL", "0")
+    keys = ("name", "address", "email", "question")
+    schema = {
+        "type": "object",
+        "properties": {k: {"type": ["string", "null"], "maxLength": 24} for k in keys},
+        "required": list(keys),
+        "additionalProperties": False,
+    }
+    grounded = {
+        **schema,
+        "properties": {k: {**v, "verbatim": True} for k, v in schema["properties"].items()},
+    }
+    texts = [*TEXTS, "我叫张三，住在北京市朝阳区建国路88号。" * 3]
+    answers, passes = {}, {}
+    for setting in ("0", "1"):
+        monkeypatch.setenv("SLMTUNE_DRAFT", setting)
+        requests = [
+            Request(loaded.prompt(t), max_new_tokens=40, schema=s, logprobs=True)
+            for t in texts
+            for s in (schema, grounded, None)
+        ]
+        rows = [prepare(loaded, r) for r in requests]
+        loop = DecodeLoop(loaded.model, loaded.tokenizer.pad_token_id)
+        loop.add(rows[:1])
+        loop.add(rows[1:4])
+        loop.step()
+        loop.add(rows[4:])
+        while loop.rows:
+            loop.step()
+        answers[setting] = rows
+        passes[setting] = sum(r.passes for r in rows)
+    for drafted, plain in zip(answers["1"], answers["0"], strict=True):
+        assert drafted.tokens == plain.tokens
+        assert drafted.finish == plain.finish
+        assert drafted.logprobs == pytest.approx(plain.logprobs, abs=1e-4)
+    tokens = sum(len(r.tokens) + (r.finish == "stop") for r in answers["0"])
+    assert tokens > 100  # real answers
+    assert passes["0"] == tokens  # one pass per token (the first from the prefill)
+    assert passes["1"] < tokens * 0.8
 
 
 def test_the_bitmask_helpers_read_xgrammars_layout(loaded):
