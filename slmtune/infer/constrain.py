@@ -44,9 +44,7 @@ def compiled_grammar(opened, schema: dict):
             return cache[key]
         compiler = opened.cache.get("compiler") or _compiler(opened)
     try:
-        grammar = compiler.compile_json_schema(
-            schema, any_whitespace=False, separators=SEPARATORS, strict_mode=True
-        )
+        grammar = compiler.compile_grammar(grammar_text(schema))
     except Exception as exc:  # xgrammar reports bad schemas as RuntimeError / ValueError
         raise SchemaError(_NATIVE_PREFIX.sub("", str(exc)).strip()) from None
     with _LOCK:
@@ -84,13 +82,40 @@ def _vocab_size(model) -> int:
 
 
 def grammar_text(schema: dict) -> str:
-    """The EBNF of the grammar compiled_grammar builds from `schema` (same whitespace, same
-    separators), for engines that take a grammar (vLLM): so they constrain answers exactly
-    as our own loop does."""
+    """The EBNF that compiled_grammar compiles for `schema` (no free whitespace, the training
+    answers' separators, strings as JSON defines them); engines that take a grammar (vLLM)
+    get it too, so they constrain answers exactly as our own loop does."""
     import xgrammar as xgr
 
-    return str(
+    ebnf = str(
         xgr.Grammar.from_json_schema(
             schema, any_whitespace=False, separators=SEPARATORS, strict_mode=True
         )
     )
+    return _json_strings(ebnf)
+
+
+# xgrammar 0.2's JSON grammar is laxer than JSON inside strings: a string with maxLength
+# takes any character but quote, backslash, CR and LF (so raw control characters, and no
+# escapes at all: a value with a line break or a quote in it cannot be written and gets cut),
+# and every string takes the UTF-8 encoding of surrogates (ED A0..BF ..), which is not UTF-8:
+# the answer then decodes to U+FFFD and breaks its schema. These rules put JSON's own back:
+# a character is anything but a control character, quote, backslash or surrogate, or an
+# escape; a \u escape names no surrogate. (tests/infer/test_constrain.py proves each.)
+_CHAR = r"[^\0-\x1f\"\\\uD800-\uDFFF]"
+_STRICT = {
+    r"(([^\"\\\r\n]))": rf'(({_CHAR}) | ("\\" json_escape))',  # a bounded string's character
+    r"[^\0-\x1f\"\\\r\n]": _CHAR,  # an unbounded string's character
+    '"\\\\" basic_escape': '"\\\\" json_escape',
+}
+_ESCAPE = (
+    r'json_escape ::= ([\"\\/bfnrt]) | ("u" ([0-9A-Ca-cE-Fe-f] json_hex json_hex json_hex'
+    r" | [Dd] [0-7] json_hex json_hex))"
+    "\njson_hex ::= [0-9A-Fa-f]\n"
+)
+
+
+def _json_strings(ebnf: str) -> str:
+    for lax, strict in _STRICT.items():
+        ebnf = ebnf.replace(lax, strict)
+    return ebnf.rstrip("\n") + "\n" + _ESCAPE
