@@ -5,9 +5,18 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from slmtune.config import ExtractConfig
 from slmtune.infer.extract import extract
 from slmtune.run.answer import without_verbatim
+
+
+@pytest.fixture(autouse=True)
+def _fp32(monkeypatch):
+    """Both engines in fp32 (on a bf16 CPU each would round its own way; a random model's
+    near-ties then go different ways)."""
+    monkeypatch.setenv("SLMTUNE_BF16_MATMUL", "0")
 
 
 def test_vllm_engine_gives_our_engines_answers(short_run, tmp_path):
@@ -30,4 +39,27 @@ def test_vllm_engine_gives_our_engines_answers(short_run, tmp_path):
         assert len(row["output"]["name"]) <= schema["properties"]["name"]["maxLength"]
     # The same grammar (ours, as EBNF), greedy, fp32: the same answers, LoRA included. (With
     # vLLM's own JSON-schema grammar, other separators, not one of 12 was equal.)
+    assert [r["output"] for r in lines["vllm"]] == [r["output"] for r in lines["transformers"]]
+
+
+def test_vllm_engine_copies_verbatim_fields_like_ours(short_run, tmp_path):
+    """Our grounding as vLLM's logits processor: a barely trained model's verbatim values
+    are copied from each input, and the answers equal our engine's, greedy."""
+    from slmtune.run.answer import ungrounded, verbatim_paths
+
+    records = tmp_path / "in.jsonl"
+    rows = [{"id": i, "text": f"客户张{i}号反映：邮箱z{i}@qq.com，会员{i % 2}"} for i in range(12)]
+    records.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    schema = json.loads((short_run / "schema.json").read_text())
+    copied = verbatim_paths(schema)
+    assert copied  # name and email are marked verbatim
+    lines = {}
+    for engine in ("transformers", "vllm"):
+        out = tmp_path / f"{engine}.jsonl"
+        summary = extract(str(short_run), str(records), str(out), ExtractConfig(engine=engine),
+                          quiet=True)  # fmt: skip
+        assert summary["failed"] == 0, summary
+        lines[engine] = [json.loads(x) for x in out.read_text().splitlines()]
+    for row, record in zip(lines["vllm"], rows, strict=True):
+        assert not ungrounded(row["output"], record["text"], copied), row
     assert [r["output"] for r in lines["vllm"]] == [r["output"] for r in lines["transformers"]]

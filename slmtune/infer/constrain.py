@@ -42,7 +42,7 @@ def compiled_grammar(opened, schema: dict):
         if key in cache:
             cache.move_to_end(key)
             return cache[key]
-        compiler = opened.cache.get("compiler") or _compiler(opened)
+    compiler = grammar_compiler(opened)
     try:
         grammar = compiler.compile_grammar(grammar_text(schema))
     except Exception as exc:  # xgrammar reports bad schemas as RuntimeError / ValueError
@@ -54,13 +54,16 @@ def compiled_grammar(opened, schema: dict):
     return grammar
 
 
-def _compiler(opened):
+def grammar_compiler(opened):
+    """xgrammar's compiler for the run's tokenizer (made once, kept in OpenRun.cache)."""
     import xgrammar as xgr
 
-    info = tokenizer_info(opened)
-    compiler = xgr.GrammarCompiler(info, max_threads=1, cache_limit_bytes=COMPILER_CACHE_BYTES)
-    opened.cache["compiler"] = compiler
-    return compiler
+    with _LOCK:
+        if "compiler" not in opened.cache:
+            opened.cache["compiler"] = xgr.GrammarCompiler(
+                tokenizer_info(opened), max_threads=1, cache_limit_bytes=COMPILER_CACHE_BYTES
+            )
+        return opened.cache["compiler"]
 
 
 def tokenizer_info(opened):
@@ -96,15 +99,16 @@ def grammar_text(schema: dict) -> str:
 
 
 # xgrammar 0.2's JSON grammar is laxer than JSON inside strings: a string with maxLength
-# takes any character but quote, backslash, CR and LF (so raw control characters, and no
-# escapes at all: a value with a line break or a quote in it cannot be written and gets cut),
-# and every string takes the UTF-8 encoding of surrogates (ED A0..BF ..), which is not UTF-8:
-# the answer then decodes to U+FFFD and breaks its schema. These rules put JSON's own back:
-# a character is anything but a control character, quote, backslash or surrogate, or an
-# escape; a \u escape names no surrogate. (tests/infer/test_constrain.py proves each.)
+# (every string of a learned schema) takes raw control characters, and every string takes
+# the UTF-8 form of surrogates (ED A0..BF ..), which is not UTF-8: the answer then decodes
+# to U+FFFD and can break its schema. These rules put JSON's own back: a character is
+# anything but a control character, quote, backslash or surrogate, and a \u escape names
+# no surrogate (tests/infer/test_constrain.py). A string with maxLength still takes no
+# escapes (xgrammar's own rule, xgrammar#800): one with an escape alternative inside the
+# bounded repetition took ~0.8 s per token to mask at maxLength 300.
 _CHAR = r"[^\0-\x1f\"\\\uD800-\uDFFF]"
 _STRICT = {
-    r"(([^\"\\\r\n]))": rf'(({_CHAR}) | ("\\" json_escape))',  # a bounded string's character
+    r"[^\"\\\r\n]": _CHAR,  # a bounded string's character
     r"[^\0-\x1f\"\\\r\n]": _CHAR,  # an unbounded string's character
     '"\\\\" basic_escape': '"\\\\" json_escape',
 }

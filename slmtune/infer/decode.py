@@ -49,6 +49,7 @@ from transformers import DynamicCache
 
 from slmtune.errors import ConfigError
 from slmtune.infer.bf16 import bf16_matmuls
+from slmtune.infer.ground import restrict
 from slmtune.infer.kv_cache import (
     GrowingCache,
     PrefixStore,
@@ -436,7 +437,7 @@ class DecodeLoop:
             ids = ids[_allowed_bits(words, ids)]
             if len(ids):
                 return ids if len(ids) <= SPARSE_MAX else None
-            ground = None  # none the grammar allows: the grammar alone decides (as _restrict)
+            ground = None  # none the grammar allows: the grammar alone decides (as restrict)
         if _popcount(words, self.vocab) > SPARSE_MAX + (len(ground[1]) if ground else 0):
             return None
         ids = _set_bits(words, self.vocab)
@@ -458,7 +459,7 @@ class DecodeLoop:
         for i, row in enumerate(rows):
             if ground_masks[i] is not None and row.finish is None:
                 try:
-                    _restrict(logits, i, ground_masks[i])
+                    restrict(logits, i, ground_masks[i])
                 except Exception as exc:
                     row._fail(exc)
         exact = self.head is None or self.tap.logits is not None
@@ -569,26 +570,6 @@ def _popcount(words: torch.Tensor, vocab: int) -> int:
     if rest:
         count += int(((words[whole] >> _SHIFTS[:rest]) & 1).sum())
     return count
-
-
-def _restrict(logits: torch.Tensor, row: int, mask: tuple[bool, list[int]] | None) -> None:
-    """Apply a row's grounding mask (infer/ground.Grounding.mask) to its (already
-    grammar-masked) logits. Should it leave no token the grammar allows, the grammar alone
-    decides this step."""
-    if mask is None:
-        return
-    only, ids = mask
-    index = torch.tensor(ids, dtype=torch.long, device=logits.device)
-    if only:
-        kept = logits[row, index]
-        if torch.isfinite(kept).any():
-            logits[row] = float("-inf")
-            logits[row, index] = kept
-        return
-    left = logits[row].clone()
-    left[index] = float("-inf")
-    if torch.isfinite(left).any():
-        logits[row] = left
 
 
 def _sample(logits: torch.Tensor, row: Row) -> int:

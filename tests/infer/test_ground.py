@@ -144,14 +144,14 @@ def test_a_model_that_wants_to_loop_closes_the_value(opened, monkeypatch):
 
 
 def test_verbatim_mask_never_lets_a_row_choose_a_grammar_forbidden_token():
-    from slmtune.infer.decode import _restrict
+    from slmtune.infer.ground import restrict
 
     logits = torch.tensor([[0.0, float("-inf"), 1.0, 2.0]])
-    _restrict(logits, 0, (True, [1, 2]))
+    restrict(logits, 0, (True, [1, 2]))
     assert logits.argmax().item() == 2 and logits[0, 3] == float("-inf")
     logits = torch.tensor([[0.0, float("-inf"), 1.0]])
-    _restrict(logits, 0, (True, [1]))  # nothing both allow: the grammar alone decides
+    restrict(logits, 0, (True, [1]))  # nothing both allow: the grammar alone decides
     assert logits.argmax().item() == 2
     logits = torch.tensor([[0.0, float("-inf"), 1.0]])
-    _restrict(logits, 0, (False, [2]))
+    restrict(logits, 0, (False, [2]))
     assert logits.argmax().item() == 0
