@@ -21,6 +21,7 @@ import threading
 from collections import OrderedDict
 
 from slmtune.errors import SlmtuneError
+from slmtune.run.answer import grammar_schema
 
 # json.dumps' default separators: the layout the training answers were written in.
 SEPARATORS = (", ", ": ")
@@ -87,12 +88,13 @@ def _vocab_size(model) -> int:
 def grammar_text(schema: dict) -> str:
     """The EBNF that compiled_grammar compiles for `schema` (no free whitespace, the training
     answers' separators, strings as JSON defines them); engines that take a grammar (vLLM)
-    get it too, so they constrain answers exactly as our own loop does."""
+    get it too, so they constrain answers exactly as our own loop does. A verbatim value's
+    maxLength is left to the grounding (run/answer.grammar_schema), so it takes escapes."""
     import xgrammar as xgr
 
     ebnf = str(
         xgr.Grammar.from_json_schema(
-            schema, any_whitespace=False, separators=SEPARATORS, strict_mode=True
+            grammar_schema(schema), any_whitespace=False, separators=SEPARATORS, strict_mode=True
         )
     )
     return _json_strings(ebnf)
@@ -105,7 +107,8 @@ def grammar_text(schema: dict) -> str:
 # anything but a control character, quote, backslash or surrogate, and a \u escape names
 # no surrogate (tests/infer/test_constrain.py). A string with maxLength still takes no
 # escapes (xgrammar's own rule, xgrammar#800): one with an escape alternative inside the
-# bounded repetition took ~0.8 s per token to mask at maxLength 300.
+# bounded repetition took ~0.8 s per token to mask at maxLength 300. Verbatim values, the
+# long ones (a complaint, a page's body), are unbounded in the grammar for that reason.
 _CHAR = r"[^\0-\x1f\"\\\uD800-\uDFFF]"
 _STRICT = {
     r"[^\"\\\r\n]": _CHAR,  # a bounded string's character

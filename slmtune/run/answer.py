@@ -87,6 +87,47 @@ def verbatim_paths(schema: dict | None) -> tuple[tuple[str, ...], ...]:
     return tuple(found)
 
 
+def verbatim_bounds(schema: dict | None) -> dict[tuple[str, ...], int]:
+    """path -> maxLength of the verbatim values the grammar leaves unbounded (grammar_schema):
+    the grounding (infer/ground.py) holds them to it."""
+    found: dict[tuple[str, ...], int] = {}
+
+    def walk(node, path):
+        if not isinstance(node, dict):
+            return
+        if _bounded_by_grounding(node):
+            found[path] = node["maxLength"]
+        for key, sub in (node.get("properties") or {}).items():
+            walk(sub, (*path, key))
+        if isinstance(node.get("items"), dict):
+            walk(node["items"], (*path, ITEM))
+
+    walk(schema, ())
+    return found
+
+
+def grammar_schema(schema: dict) -> dict:
+    """`schema` as the JSON grammar sees it: no verbatim marks, and no maxLength on verbatim
+    values: xgrammar's bounded strings take no escapes (a copied value with a line break or a
+    quote would be cut), so the grounding, which counts escapes right, holds them to it."""
+    if isinstance(schema, list):
+        return [grammar_schema(v) for v in schema]
+    if not isinstance(schema, dict):
+        return schema
+    drop = {VERBATIM, "maxLength"} if _bounded_by_grounding(schema) else {VERBATIM}
+    return {k: grammar_schema(v) for k, v in schema.items() if k not in drop}
+
+
+def _bounded_by_grounding(node: dict) -> bool:
+    """A verbatim string with maxLength (and no minLength, which only the grammar can hold)."""
+    return (
+        node.get(VERBATIM) is True
+        and "string" in schema_types(node)
+        and isinstance(node.get("maxLength"), int)
+        and "minLength" not in node
+    )
+
+
 def without_verbatim(schema: dict) -> dict:
     """A copy of `schema` with every verbatim mark removed (the JSON grammar alone)."""
     if isinstance(schema, dict):

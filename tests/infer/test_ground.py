@@ -155,3 +155,65 @@ def test_verbatim_mask_never_lets_a_row_choose_a_grammar_forbidden_token():
     logits = torch.tensor([[0.0, float("-inf"), 1.0]])
     restrict(logits, 0, (False, [2]))
     assert logits.argmax().item() == 0
+
+
+def test_a_verbatim_value_takes_escapes_and_its_bound_counts_characters(opened):
+    """The grammar leaves verbatim values unbounded (xgrammar's bounded strings take no
+    escapes); the grounding holds them to maxLength, an escape or a CJK character being one
+    character: a copied line break is allowed, and at the bound only the closing quote is."""
+    from slmtune.infer.constrain import grammar_text
+    from slmtune.infer.ground import Grounding
+    from slmtune.run.answer import verbatim_bounds
+
+    schema = {
+        "type": "object",
+        "properties": {"q": {"type": "string", "maxLength": 5, "verbatim": True}},
+        "required": ["q"],
+        "additionalProperties": False,
+    }
+    assert "{0, 5}" not in grammar_text(schema)  # unbounded in the grammar...
+    assert "{0, 5}" in grammar_text(without_verbatim(schema))  # ...but not without the mark
+    assert verbatim_bounds(schema) == {("q",): 5}
+    vocab = token_bytes(opened)
+    g = Grounding(vocab, "第一行\n第二行", verbatim_paths(schema), verbatim_bounds(schema))
+    quote = vocab.pieces.index(b'"')
+    for t in opened.tokenizer.encode('{"q": "第一行', add_special_tokens=False):
+        g.feed(t)
+    assert g.chars == 3
+    only, allowed = g.mask()
+    assert only and vocab.pieces.index(b"\\") in allowed  # the escaped line break goes on
+    for t in opened.tokenizer.encode('\\n第', add_special_tokens=False):
+        g.feed(t)
+    assert g.chars == 5  # 第 一 行 \n 第
+    only, allowed = g.mask()
+    assert only and quote in allowed
+    assert all(vocab.pieces[t].startswith(b'"') for t in allowed)  # nothing but closing
+
+
+def test_grounded_answers_keep_their_bounds(opened):
+    schema = {
+        "type": "object",
+        "properties": {
+            "a": {"type": "string", "maxLength": 4, "verbatim": True},
+            "b": {"type": "array", "items": {"type": "string", "maxLength": 3, "verbatim": True},
+                  "maxItems": 2},
+        },
+        "required": ["a", "b"],
+        "additionalProperties": False,
+    }  # fmt: skip
+    sources = [s.replace("，", "\n") for s in SOURCES]
+    for answer, source in zip(_answers(opened, schema, sources), sources, strict=True):
+        obj = json.loads(answer.text)
+        assert len(obj["a"]) <= 4 and all(len(x) <= 3 for x in obj["b"]), obj
+        assert ungrounded(obj, source, verbatim_paths(schema)) == []
+
+
+def test_characters_are_counted_across_token_boundaries():
+    from slmtune.infer.ground import _json_chars
+
+    text = '第1\\n\\u00e9\\"x'.encode()  # 第 1 \n é " x
+    assert _json_chars(text) == (6, 0)
+    for cut in range(len(text) + 1):  # however tokens split it
+        first, pending = _json_chars(text[:cut])
+        second, pending = _json_chars(text[cut:], pending)
+        assert (first + second, pending) == (6, 0), cut
