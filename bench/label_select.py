@@ -197,6 +197,11 @@ def _write(args, results: dict) -> None:
     path = RESULTS / (
         "label_select.json" if args.task == "complaints" else "label_select_cluener.json"
     )
+    if path.exists():  # strategies run earlier (another --strategies) stay beside the new ones
+        earlier = json.loads(path.read_text())["results"]
+        for budget, runs in results.items():
+            earlier.setdefault(budget, {}).update(runs)
+        out["results"] = earlier
     path.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
 
 
