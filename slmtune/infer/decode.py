@@ -53,9 +53,10 @@ from slmtune.infer.ground import restrict
 from slmtune.infer.kv_cache import (
     GrowingCache,
     PrefixStore,
+    assemble,
     holes_to_left,
-    left_pad,
     left_pad_mask,
+    rows_in,
     select_rows,
 )
 
@@ -174,6 +175,9 @@ class DecodeLoop:
         self.cache: DynamicCache | None = None
         self.mask: torch.Tensor | None = None  # (rows, columns): 1 = a real token
         self.next: torch.Tensor | None = None  # (rows,): chosen, not yet in the cache
+        # Rows that left are dropped from the cache lazily: (the cache rows that stay, the
+        # first column kept), applied by the next join in the same copy, else before a step.
+        self.leaving: tuple[list[int], int] | None = None
 
     @torch.inference_mode()
     def add(self, rows: list[Row]) -> list[Row]:
@@ -212,7 +216,7 @@ class DecodeLoop:
         done = [row._accept(int(t)) for row, t in zip(rows, tokens.tolist(), strict=True)]
         keep = [i for i, d in enumerate(done) if not d]
         if keep:
-            self._join([rows[i] for i in keep], select_rows(cache, keep), mask[keep], tokens[keep])
+            self._join([rows[i] for i in keep], cache, keep, mask[keep], tokens[keep])
         return [row for row, d in zip(rows, done, strict=True) if d]
 
     def _stored_start(self, rows: list[Row]):
@@ -237,6 +241,7 @@ class DecodeLoop:
         completed (and left)."""
         if not self.rows:
             return []
+        self._settle()
         drafts = self._drafts()
         q = 1 + max(map(len, drafts))  # tokens per row in this pass
         self._compact(q)
@@ -476,30 +481,39 @@ class DecodeLoop:
                 row.logprobs.append(float(torch.log_softmax(logits[i], -1)[tokens[i]]))
         return tokens
 
-    def _join(self, rows: list[Row], cache: DynamicCache, mask, tokens) -> None:
+    def _join(self, rows: list[Row], cache: DynamicCache, cache_rows: list[int], mask, tokens):
+        """Rows `rows` (rows `cache_rows` of a prefilled `cache`) join the loop: one new
+        cache of the rows that stay and the new ones, left-padded to a common width."""
         if not self.rows:
-            self.rows, self.cache, self.mask, self.next = rows, cache, mask, tokens
+            self.rows, self.mask, self.next = rows, mask, tokens
+            self.cache, self.leaving = select_rows(cache, cache_rows), None
             return
         width = max(self.mask.shape[1], mask.shape[1])
-        self.cache = GrowingCache(
-            (torch.cat([left_pad(k0, width), left_pad(k1, width)]),
-             torch.cat([left_pad(v0, width), left_pad(v1, width)]))
-            for (k0, v0, _), (k1, v1, _) in zip(self.cache, cache, strict=True)
-        )  # fmt: skip
+        mine = self.leaving or (list(range(len(self.rows))), 0)
+        self.cache = assemble([(self.cache, *mine), (cache, cache_rows, 0)], width)
+        self.leaving = None
         self.mask = torch.cat([left_pad_mask(self.mask, width), left_pad_mask(mask, width)])
         self.next = torch.cat([self.next, tokens])
         self.rows = self.rows + rows
 
     def _keep(self, keep: list[int]) -> None:
-        """Only rows `keep` stay; columns that are padding in every remaining row go."""
+        """Only rows `keep` stay; columns that are padding in every remaining row go. The
+        cache follows lazily (self.leaving): a join usually comes next and does both at once."""
         if not keep:
             self.clear()
             return
         self.rows = [self.rows[i] for i in keep]
         self.mask, self.next = self.mask[keep], self.next[keep]
         first = int(self.mask.any(0).nonzero()[0])
-        self.cache = select_rows(self.cache, keep, first)
         self.mask = self.mask[:, first:]
+        rows, before = self.leaving or (list(range(rows_in(self.cache))), 0)
+        self.leaving = ([rows[i] for i in keep], before + first)
+
+    def _settle(self) -> None:
+        """Drop the rows that left from the cache now (before a step reads it)."""
+        if self.leaving is not None:
+            self.cache = select_rows(self.cache, *self.leaving)
+            self.leaving = None
 
 
 class _HiddenTap(torch.nn.Module):

@@ -31,6 +31,15 @@ class GrowingLayer(DynamicLayer):
         self.keys, self.values = self.room_k[..., :end, :], self.room_v[..., :end, :]
         return self.keys, self.values
 
+    @classmethod
+    def of(cls, room_k: torch.Tensor, room_v: torch.Tensor, filled: int) -> GrowingLayer:
+        """A layer over rooms whose first `filled` columns hold the keys and values."""
+        layer = cls()
+        layer.lazy_initialization(room_k, room_v)
+        layer.room_k, layer.room_v, layer.filled = room_k, room_v, filled
+        layer.keys, layer.values = room_k[..., :filled, :], room_v[..., :filled, :]
+        return layer
+
     def _grow(self, columns: int) -> None:
         old_k, old_v = self.room_k, self.room_v
         shape = (*old_k.shape[:-2], columns, old_k.shape[-1])
@@ -42,7 +51,10 @@ class GrowingLayer(DynamicLayer):
 class GrowingCache(DynamicCache):
     """A DynamicCache of GrowingLayers: empty, or holding (keys, values) per decoder layer."""
 
-    def __init__(self, tensors=None):
+    def __init__(self, tensors=None, layers: list[GrowingLayer] | None = None):
+        if layers is not None:
+            Cache.__init__(self, layers=layers)
+            return
         if tensors is None:
             Cache.__init__(self, layer_class_to_replicate=GrowingLayer)
             return
@@ -53,26 +65,53 @@ class GrowingCache(DynamicCache):
         Cache.__init__(self, layers=layers)
 
 
+def assemble(parts: list[tuple[DynamicCache, list[int], int]], width: int) -> GrowingCache:
+    """One cache of rows taken from several: for each (cache, rows, first_column), those rows
+    from that column on, right-aligned to `width` columns (zeros on the left: masked padding
+    must be finite, or attention turns it into NaN). Each layer is written once, straight
+    into its room: rows join and leave the loop at nearly every step, and building this with
+    index / pad / cat copied the whole cache three times (~18 % of a serving step)."""
+    sources = [list(cache) for cache, _, _ in parts]
+    total = sum(len(rows) for _, rows, _ in parts)
+    spare = max(GrowingLayer.SPARE, width // 2)
+    layers = []
+    for layer in range(len(sources[0])):
+        k0 = sources[0][layer][0]
+        shape = (total, k0.shape[1], width + spare, k0.shape[-1])
+        rooms = (k0.new_empty(shape), k0.new_empty(shape))
+        at = 0
+        for (_, rows, first), source in zip(parts, sources, strict=True):
+            for room, tensor in zip(rooms, source[layer][:2], strict=True):
+                pad = width - (tensor.shape[-2] - first)
+                room[at : at + len(rows), :, :pad].zero_()
+                for start, end, to in _runs(rows):
+                    room[at + to : at + to + end - start, :, pad:width] = tensor[
+                        start:end, :, first:
+                    ]
+            at += len(rows)
+        layers.append(GrowingLayer.of(*rooms, width))
+    return GrowingCache(layers=layers)
+
+
+def _runs(rows: list[int]):
+    """(start, end, position) for each run of consecutive row numbers in `rows`."""
+    position = 0
+    while position < len(rows):
+        end = position + 1
+        while end < len(rows) and rows[end] == rows[end - 1] + 1:
+            end += 1
+        yield rows[position], rows[end - 1] + 1, position
+        position = end
+
+
 def select_rows(cache: DynamicCache, rows: list[int], first_column: int = 0) -> DynamicCache:
     if first_column == 0 and rows == list(range(len(rows))) and len(rows) == rows_in(cache):
         return cache
-    index = torch.tensor(rows)
-    return GrowingCache(
-        (k[index.to(k.device), :, first_column:], v[index.to(v.device), :, first_column:])
-        for k, v, _ in cache
-    )
+    return assemble([(cache, rows, first_column)], cache.get_seq_length() - first_column)
 
 
 def rows_in(cache: DynamicCache) -> int:
     return next(iter(cache))[0].shape[0]
-
-
-def left_pad(t: torch.Tensor, width: int) -> torch.Tensor:
-    """Left-pad a (batch, heads, columns, dim) cache tensor with zeros to `width` columns."""
-    missing = width - t.shape[-2]
-    if not missing:
-        return t
-    return torch.cat([t.new_zeros(*t.shape[:-2], missing, t.shape[-1]), t], dim=-2)
 
 
 def left_pad_mask(mask: torch.Tensor, width: int) -> torch.Tensor:

@@ -10,7 +10,7 @@ import torch
 
 from slmtune.infer.constrain import compiled_grammar
 from slmtune.infer.decode import DecodeLoop, Row
-from slmtune.infer.kv_cache import GrowingCache
+from slmtune.infer.kv_cache import GrowingCache, rows_in
 from slmtune.run import open_run
 
 TEXTS = [
@@ -49,6 +49,7 @@ def _alone(loaded, row: Row) -> list[int]:
 def _check_no_dead_columns(loop: DecodeLoop) -> None:
     if loop.rows:
         assert bool(loop.mask[:, 0].any()), "a column of padding only was kept"
+        loop._settle()  # rows that left are dropped from the cache lazily
         assert loop.mask.shape == (len(loop.rows), loop.cache.get_seq_length())
 
 
@@ -75,6 +76,25 @@ def test_rows_joining_and_leaving_mid_flight_answer_as_alone(loaded):
         assert row.tokens == _alone(loaded, row)
         assert row.finish in ("stop", "length")
     assert len(rows[2].tokens) <= 3
+
+
+def test_rows_that_leave_and_join_in_one_gap_share_one_cache_copy(loaded):
+    """A row that leaves is dropped from the cache by the next join, in the same copy (the
+    serving pattern: one answer ends, the next request comes in); answers are unchanged."""
+    rows = _rows(loaded, TEXTS[:4])
+    rows[0].max_new_tokens = 2  # leaves after the first step
+    loop = DecodeLoop(loaded.model, loaded.tokenizer.pad_token_id)
+    loop.add(rows[:2])
+    assert rows[0] in loop.step()
+    assert loop.leaving is not None  # not yet cut from the cache...
+    loop.add(rows[2:4])
+    assert loop.leaving is None  # ...the join did it
+    assert rows_in(loop.cache) == len(loop.rows) == 3
+    assert loop.mask.shape[1] == loop.cache.get_seq_length()
+    while loop.rows:
+        loop.step()
+    for row in rows:
+        assert row.tokens == _alone(loaded, row)
 
 
 def test_seeded_sampling_is_the_same_alone_and_in_company(loaded):
