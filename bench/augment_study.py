@@ -13,7 +13,7 @@ Writes bench/results/augment_<task>.json: field accuracy per set and per form, p
 parse rate, answers with an invented value, training seconds and steps.
 
 Usage: python bench/augment_study.py --task complaints [--variants 0:1 1:0.5 1:1 0:2]
-       [--train 480] [--unseen 120]
+       [--train 480] [--unseen 120] [--tag NAME]
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-new-tokens", type=int, default=None)
     p.add_argument("--workdir", default=str(RESULTS / "work" / "augment"))
+    p.add_argument("--tag", default="", help="results go to augment_<task>[_TAG].json")
     args = p.parse_args()
 
     from slmtune.cli import _quiet_libraries
@@ -50,7 +51,9 @@ def main() -> None:
     from slmtune.train.train import train
 
     _quiet_libraries()
-    work = Path(args.workdir) / args.task
+    code = _commit()  # now: the code the study trains and scores with
+    study = args.task + (f"_{args.tag}" if args.tag else "")
+    work = Path(args.workdir) / study
     work.mkdir(parents=True, exist_ok=True)
     data = {
         "train": (args.task, args.train, 1),
@@ -94,12 +97,25 @@ def main() -> None:
         "train_records": args.train,
         "unseen_records": args.unseen,
         "machine": "2 CPU cores",
+        "code": code,
         "results": results,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"augment_{args.task}.json"
+    path = RESULTS / f"augment_{study}.json"
     path.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {path}")
+
+
+def _commit() -> str:
+    """The commit measured (with '+changes' when the tree had uncommitted ones)."""
+    import subprocess
+
+    def git(*a: str) -> str:
+        return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout
+
+    return git("rev-parse", "--short", "HEAD").strip() + (
+        "+changes" if git("status", "-s", "slmtune") else ""
+    )
 
 
 if __name__ == "__main__":
