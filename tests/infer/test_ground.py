@@ -182,7 +182,7 @@ def test_a_verbatim_value_takes_escapes_and_its_bound_counts_characters(opened):
     assert g.chars == 3
     only, allowed = g.mask()
     assert only and vocab.pieces.index(b"\\") in allowed  # the escaped line break goes on
-    for t in opened.tokenizer.encode('\\n第', add_special_tokens=False):
+    for t in opened.tokenizer.encode("\\n第", add_special_tokens=False):
         g.feed(t)
     assert g.chars == 5  # 第 一 行 \n 第
     only, allowed = g.mask()
