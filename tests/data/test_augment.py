@@ -64,3 +64,42 @@ def test_some_copies_drop_the_labels_and_keep_the_values():
             assert all(out.count(v) == 1 for v in answer.values()), out
             unlabelled += "姓名" not in out
     assert unlabelled >= 3
+
+
+def test_the_parts_with_values_keep_their_order_and_other_labels_stay():
+    """Order and labels can be the evidence: a page's heading comes before its body; a
+    distractor is told apart by its label; a normalised date is found by its label."""
+    text = (
+        "首页 > 政策文件 > 关于路灯维修的通知\n发布日期：2023-5-31\n关于路灯维修的通知\n"
+        "各小区路灯由街道统一维修。\n转办人邮箱：grid@gov.cn\n联系人：张三"
+    )
+    answer = {"title": "关于路灯维修的通知", "publishtime": "2023-05-31",
+              "content": "各小区路灯由街道统一维修。", "name": "张三"}  # fmt: skip
+    moved = 0
+    for seed in range(60):
+        for new in augment([_example(text, answer)], 1, seed=seed):
+            out = new.messages[1].content
+            assert out.index("各小区") < out.index("张三")
+            assert out.rindex("关于路灯维修的通知") < out.index("各小区")
+            assert "发布日期" in out and "转办人邮箱" in out
+            moved += out.index("转办人邮箱") > out.index("张三")
+    assert moved >= 3  # the parts without values do move
+
+
+def test_a_values_edges_stay_visible_and_a_normalised_fields_label_stays():
+    """Glue never uses characters the values hold (a body full of 。 and ， glued with them
+    would show no end), and a field that is only sometimes copied (a date written as the
+    answer writes it in one record, not in another) keeps its label."""
+    page = "首页 > 通知\n发布日期：2023-05-31\n关于路灯维修的通知\n路灯由街道维修，费用由财政承担。\n附件：表格"
+    answer = {"title": "关于路灯维修的通知", "publishtime": "2023-05-31",
+              "content": "路灯由街道维修，费用由财政承担。"}  # fmt: skip
+    other = _example("发布日期：2023年6月1日\n通知\n正文。", {"title": "通知", "publishtime":
+                     "2023-06-01", "content": "正文。"})  # fmt: skip
+    body = answer["content"]
+    for seed in range(80):
+        for new in augment([_example(page, answer), other], 1, seed=seed)[:1]:
+            out = new.messages[1].content
+            start = out.index(body)
+            after, before = out[start + len(body) : start + len(body) + 1], out[start - 1 : start]
+            assert after not in list("，。") and before not in list("，。"), out
+            assert "发布日期" in out
