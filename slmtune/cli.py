@@ -266,7 +266,11 @@ def export(
         "hf", "--format", help="hf (model directory) | gguf (llama.cpp) | ollama (GGUF + Modelfile)"
     ),
     dtype: str = typer.Option("bf16", help="--format hf: bf16 | fp16 | fp32"),
-    quant: str = typer.Option("f16", help="--format gguf/ollama: f16 | bf16 | q8_0 | f32"),
+    quant: str = typer.Option(
+        "f16",
+        help="--format gguf/ollama: f16 | bf16 | q8_0 | f32, or q4_k_m | q5_k_m | q6_k "
+        "(llama.cpp's llama-quantize: make llama-cpp)",
+    ),
     overwrite: bool = typer.Option(False, help="replace a non-empty --out"),
 ):
     """Merge the LoRA into its base and save it for other tools.

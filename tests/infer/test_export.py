@@ -171,7 +171,12 @@ def test_ollama_export_templates_the_training_prompt(real_vocab_run, tmp_path):
     assert json.loads((out / "format.json").read_text())["required"]
 
 
-def test_export_refuses_a_k_quant_with_a_way_out(tiny_run, tmp_path):
-    with pytest.raises(ConfigError, match="llama-quantize"):
+def test_export_refuses_a_k_quant_without_llama_quantize_with_a_way_out(
+    tiny_run, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("SLMTUNE_LLAMA_QUANTIZE", str(tmp_path / "no-such-binary"))
+    with pytest.raises(ConfigError, match="llama-quantize .*make llama-cpp"):
         export(str(tiny_run), str(tmp_path / "x"), fmt="gguf", quant="q4_k_m")
+    with pytest.raises(ConfigError, match="q8_0, f32, q4_k_m"):
+        export(str(tiny_run), str(tmp_path / "x"), fmt="gguf", quant="q3_x")
     assert not (tmp_path / "x").exists()
