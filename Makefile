@@ -73,12 +73,12 @@ demo: setup
 	$(PY) -m slmtune.demo
 
 lint: setup
-	$(VENV)/bin/ruff check slmtune tests tests_vllm bench
-	$(VENV)/bin/ruff format --check slmtune tests tests_vllm bench
+	$(VENV)/bin/ruff check slmtune tests tests_vllm tests_llama bench
+	$(VENV)/bin/ruff format --check slmtune tests tests_vllm tests_llama bench
 
 format: setup
 	$(VENV)/bin/ruff check --fix slmtune tests tests_vllm bench
-	$(VENV)/bin/ruff format slmtune tests tests_vllm bench
+	$(VENV)/bin/ruff format slmtune tests tests_vllm tests_llama bench
 
 bench: setup
 	$(PY) bench/train_speed.py
