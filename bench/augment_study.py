@@ -59,6 +59,7 @@ def main() -> None:
         "train": (args.task, args.train, 1),
         "test split": (args.task, 48, 2),
         "unseen forms": (f"{args.task}-unseen", args.unseen, 5),
+        "unseen forms B": (f"{args.task}-unseen-b", args.unseen, 5),
     }
     files = {}
     for name, (generator, n, seed) in data.items():
@@ -80,7 +81,7 @@ def main() -> None:
                                      max_new_tokens=args.max_new_tokens)  # fmt: skip
         scored = {
             name: _score(scoring, scores, files[name], "grounded", schema, verbatim_paths(schema))
-            for name in ("test split", "unseen forms")
+            for name in ("test split", "unseen forms", "unseen forms B")
         }
         results[variant] = {
             "augment": int(copies),

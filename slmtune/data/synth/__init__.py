@@ -10,6 +10,10 @@ from pathlib import Path
 from slmtune.data.synth.complaints import generate_complaints
 from slmtune.data.synth.policy_pages import generate_policy_pages
 from slmtune.data.synth.unseen import generate_unseen_complaints, generate_unseen_policy_pages
+from slmtune.data.synth.unseen_b import (
+    generate_unseen_b_complaints,
+    generate_unseen_b_policy_pages,
+)
 from slmtune.errors import SlmtuneError
 
 GENERATORS: dict[str, Callable[[int, int], list[dict]]] = {
@@ -18,6 +22,8 @@ GENERATORS: dict[str, Callable[[int, int], list[dict]]] = {
     # held-out forms, written apart from the two above: for evaluation only, never training
     "complaints-unseen": generate_unseen_complaints,
     "policy-pages-unseen": generate_unseen_policy_pages,
+    "complaints-unseen-b": generate_unseen_b_complaints,
+    "policy-pages-unseen-b": generate_unseen_b_policy_pages,
 }
 
 
