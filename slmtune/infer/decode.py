@@ -50,6 +50,7 @@ from transformers import DynamicCache
 from slmtune.errors import ConfigError
 from slmtune.infer.bf16 import bf16_matmuls
 from slmtune.infer.ground import restrict
+from slmtune.infer.head import HiddenTap, hooked
 from slmtune.infer.kv_cache import (
     GrowingCache,
     PrefixStore,
@@ -59,6 +60,7 @@ from slmtune.infer.kv_cache import (
     rows_in,
     select_rows,
 )
+from slmtune.infer.token_masks import allowed_bits, popcount, set_bits
 
 SPARSE_MAX = 2048  # a row whose masks leave at most this many tokens gets only their logits
 MIN_TEMPERATURE = 1e-4  # below it a row is greedy: logits / ~0 would overflow to inf / NaN
@@ -162,7 +164,7 @@ class DecodeLoop:
         self.head = self.bf16.head if self.bf16 else None  # None: the exact fp32 head
         self.exact = model.get_output_embeddings()
         self.softcap = getattr(model.config, "final_logit_softcapping", None)
-        self.tap = _HiddenTap(self.exact)
+        self.tap = HiddenTap(self.exact)
         self.sparse = _switch("SLMTUNE_SPARSE_HEAD")  # few allowed tokens -> only their logits
         self.prefixes = PrefixStore() if _switch("SLMTUNE_PREFIX_CACHE") else None
         self.window = getattr(model.config.get_text_config(), "sliding_window", None)
@@ -330,7 +332,7 @@ class DecodeLoop:
         extra = {"adapter_names": [r.adapter or "__base__" for r in rows]} if self.peft else {}
         # A plain head is applied later, under the masks; a wrapped (LoRA) or hooked one runs
         # inside the forward pass as before, so its adapters and hooks see every call.
-        self.tap.run_head = type(self.exact) is not torch.nn.Linear or _hooked(self.exact)
+        self.tap.run_head = type(self.exact) is not torch.nn.Linear or hooked(self.exact)
         self.model.set_output_embeddings(self.tap)
         try:
             with self.bf16.installed(self.model) if self.bf16 else contextlib.nullcontext():
@@ -439,13 +441,13 @@ class DecodeLoop:
         if ground is not None and ground[0]:  # grounding: only these (within the grammar)
             ids = torch.tensor(ground[1], dtype=torch.long).unique()
             ids = ids[ids < self.vocab]
-            ids = ids[_allowed_bits(words, ids)]
+            ids = ids[allowed_bits(words, ids)]
             if len(ids):
                 return ids if len(ids) <= SPARSE_MAX else None
             ground = None  # none the grammar allows: the grammar alone decides (as restrict)
-        if _popcount(words, self.vocab) > SPARSE_MAX + (len(ground[1]) if ground else 0):
+        if popcount(words, self.vocab) > SPARSE_MAX + (len(ground[1]) if ground else 0):
             return None
-        ids = _set_bits(words, self.vocab)
+        ids = set_bits(words, self.vocab)
         if ground is not None:  # grounding: not these
             left = ids[~torch.isin(ids, torch.tensor(ground[1], dtype=torch.long))]
             ids = left if len(left) else ids
@@ -516,74 +518,12 @@ class DecodeLoop:
             self.leaving = None
 
 
-class _HiddenTap(torch.nn.Module):
-    """Stands in for the LM head during the loop's forward pass: keeps the hidden states and
-    returns a placeholder, so the head is applied afterwards, under the masks (`_choose`).
-    With `run_head` the real head runs here (a LoRA-wrapped or hooked head) and its logits
-    are kept too."""
-
-    def __init__(self, head: torch.nn.Module):
-        super().__init__()
-        self.head = head
-        self.run_head = False
-        self.hidden: torch.Tensor | None = None
-        self.logits: torch.Tensor | None = None
-
-    @property
-    def weight(self) -> torch.Tensor:
-        return self.head.weight
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        # contiguous 2-D: a strided input (a prefill's last position) makes F.linear copy
-        # the whole weight matrix first
-        self.hidden = hidden.reshape(-1, hidden.shape[-1]).contiguous()
-        self.logits = self.head(self.hidden) if self.run_head else None
-        if self.logits is not None:
-            return self.logits.view(*hidden.shape[:-1], -1)
-        return hidden.new_zeros(*hidden.shape[:-1], 1)
-
-
 def _switch(name: str) -> bool:
     """A speed lever's switch: on unless the environment variable is 0 (to compare)."""
     wanted = os.environ.get(name, "1")
     if wanted not in ("0", "1"):
         raise ConfigError(f"{name}={wanted}: use 0 or 1")
     return wanted == "1"
-
-
-def _hooked(module: torch.nn.Module) -> bool:
-    """Someone watches or changes the head's output: it must run as a module."""
-    return bool(module._forward_hooks or module._forward_pre_hooks)
-
-
-_SHIFTS = torch.arange(32, dtype=torch.int32)
-
-
-def _set_bits(words: torch.Tensor, vocab: int) -> torch.Tensor:
-    """The allowed token ids of a bitmask row, ascending; only the non-zero words are read."""
-    nonzero = (words != 0).nonzero().squeeze(1)
-    bits = ((words[nonzero].unsqueeze(-1) >> _SHIFTS) & 1).bool()
-    ids = (nonzero.unsqueeze(-1) * 32 + _SHIFTS.long())[bits]
-    return ids[ids < vocab]
-
-
-def _allowed_bits(words: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """Which of `ids` the bitmask row allows."""
-    return ((words[ids >> 5] >> (ids & 31).to(torch.int32)) & 1).bool()
-
-
-def _popcount(words: torch.Tensor, vocab: int) -> int:
-    """Allowed tokens below `vocab` in a bitmask row (SWAR bit count, in int64 so no sign
-    trouble; the last word's bits past the vocabulary are not counted)."""
-    whole, rest = divmod(vocab, 32)
-    x = words[:whole].to(torch.int64) & 0xFFFFFFFF
-    x = x - ((x >> 1) & 0x55555555)
-    x = (x & 0x33333333) + ((x >> 2) & 0x33333333)
-    x = (x + (x >> 4)) & 0x0F0F0F0F
-    count = int((((x * 0x01010101) & 0xFFFFFFFF) >> 24).sum())
-    if rest:
-        count += int(((words[whole] >> _SHIFTS[:rest]) & 1).sum())
-    return count
 
 
 def _sample(logits: torch.Tensor, row: Row) -> int:

@@ -473,7 +473,7 @@ def test_drafted_tokens_change_no_answer_and_save_passes(loaded, monkeypatch):
 def test_the_bitmask_helpers_read_xgrammars_layout(loaded):
     import xgrammar as xgr
 
-    from slmtune.infer.decode import _allowed_bits, _popcount, _set_bits
+    from slmtune.infer.token_masks import allowed_bits, popcount, set_bits
 
     schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
     matcher = xgr.GrammarMatcher(compiled_grammar(loaded, schema))
@@ -486,7 +486,7 @@ def test_the_bitmask_helpers_read_xgrammars_layout(loaded):
         logits = torch.zeros(1, vocab)
         xgr.apply_token_bitmask_inplace(logits, bitmask)
         allowed = torch.isfinite(logits[0])
-        assert torch.equal(_set_bits(bitmask[0], vocab), allowed.nonzero().squeeze(1))
-        assert _popcount(bitmask[0], vocab) == int(allowed.sum())
+        assert torch.equal(set_bits(bitmask[0], vocab), allowed.nonzero().squeeze(1))
+        assert popcount(bitmask[0], vocab) == int(allowed.sum())
         ids = torch.arange(vocab)
-        assert torch.equal(_allowed_bits(bitmask[0], ids), allowed)
+        assert torch.equal(allowed_bits(bitmask[0], ids), allowed)
