@@ -32,6 +32,10 @@ leaves between the two is moved to the left after the prefill. The answers are t
 whole prefill gives (tested, logprobs included); SLMTUNE_PREFIX_CACHE=0 prefills every
 prompt whole, for comparison.
 
+A greedy row also feeds a few drafted tokens per step (infer/drafting.py: what its grammar
+forces, else what followed its last tokens in the prompt), checked in the same pass and kept
+as far as the real choice agrees; SLMTUNE_DRAFT=0 feeds one token per row, for comparison.
+
 Why not transformers' ContinuousBatchingManager: its per-request logits processors carry one
 number per request (a temperature, a top-p), not a grammar's token mask, so constrained
 decoding cannot ride on it; this loop needs only the model's public forward and cache API.
@@ -49,6 +53,7 @@ from transformers import DynamicCache
 
 from slmtune.errors import ConfigError
 from slmtune.infer.bf16 import bf16_matmuls
+from slmtune.infer.drafting import PromptLookup, draft
 from slmtune.infer.ground import restrict
 from slmtune.infer.head import HiddenTap, hooked
 from slmtune.infer.kv_cache import (
@@ -65,8 +70,6 @@ from slmtune.infer.token_masks import allowed_bits, popcount, set_bits
 SPARSE_MAX = 2048  # a row whose masks leave at most this many tokens gets only their logits
 MIN_TEMPERATURE = 1e-4  # below it a row is greedy: logits / ~0 would overflow to inf / NaN
 PREFILL_ROWS = 4  # prompts per prefill forward: 1 and 16 measured slower on 2 CPU cores
-DRAFT_MAX = 4  # drafted tokens per row and step (bench/multi_token_step.py: what q cost)
-LOOKUP = (3, 2, 1)  # answer endings looked up in the prompt, longest first
 
 
 @dataclass(eq=False)
@@ -100,6 +103,7 @@ class Row:
             import xgrammar as xgr
 
             self.matcher = xgr.GrammarMatcher(self.grammar)
+        self.lookup = PromptLookup(self.prompt)
         self.generator = None
         if self.sampled:
             self.generator = torch.Generator()
@@ -107,20 +111,6 @@ class Row:
                 self.generator.seed()
             else:
                 self.generator.manual_seed(self.seed)
-
-    def _looked_up(self) -> list[int]:
-        """The prompt tokens that followed the answer's last LOOKUP tokens where they first
-        occur in the prompt (prompt-lookup drafting: values are copied from the input)."""
-        if not hasattr(self, "_index"):
-            self._index = {}
-            for n in LOOKUP:
-                for i in range(len(self.prompt) - n):
-                    self._index.setdefault(tuple(self.prompt[i : i + n]), i + n)
-        for n in LOOKUP:
-            at = self._index.get(tuple(self.tokens[-n:])) if len(self.tokens) >= n else None
-            if at is not None:
-                return self.prompt[at : at + DRAFT_MAX]
-        return []
 
     def _accept(self, token: int) -> bool:
         """Take the next token; True when the answer is complete. A failure in this row's own
@@ -244,7 +234,7 @@ class DecodeLoop:
         if not self.rows:
             return []
         self._settle()
-        drafts = self._drafts()
+        drafts = [draft(row) if self.draft else [] for row in self.rows]
         q = 1 + max(map(len, drafts))  # tokens per row in this pass
         self._compact(q)
         width = self.mask.shape[1]
@@ -265,23 +255,6 @@ class DecodeLoop:
         if finished:
             self._keep([i for i, d in enumerate(done) if not d])
         return finished
-
-    def _drafts(self) -> list[list[int]]:
-        """Per row, tokens that greedy decoding will likely choose next (each one checked
-        in `_verify`): those the grammar forces (the next key, its quotes and colon), else
-        what followed the answer's last tokens in the prompt (a value being copied)."""
-        drafts = []
-        for row in self.rows:
-            room = min(DRAFT_MAX, row.max_new_tokens - len(row.tokens) - 1)
-            if not self.draft or room <= 0 or row.sampled or row.finish is not None:
-                drafts.append([])
-                continue
-            try:
-                forced = row.matcher.find_jump_forward_tokens() if row.matcher else []
-            except Exception:  # noqa: BLE001  (no draft; the row's own step reports errors)
-                forced = []
-            drafts.append((forced or row._looked_up())[:room])
-        return drafts
 
     def _verify(self, hidden: torch.Tensor, drafts: list[list[int]]):
         """Choose each row's tokens position by position, under the masks as a plain step
