@@ -45,7 +45,6 @@ import argparse
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -244,30 +243,16 @@ class _LlamaServer:
     def __init__(self, binary: str, work: Path, batch_size: int):
         import httpx
 
+        from slmtune.llama_cpp import llama_server
         from slmtune.run import open_renderer
 
         self.opened = open_renderer(str(work / "merged"))
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = open(work / "llama-server.log", "w")  # noqa: SIM115  (lives with the server)
-        threads = str(os.cpu_count())
-        self.proc = subprocess.Popen(
-            [binary, "-m", str(work / "gguf" / "model.gguf"), "--host", "127.0.0.1",
-             "--port", str(port), "-np", str(batch_size), "-c", str(batch_size * self.SLOT_CONTEXT),
-             "-t", threads, "-tb", threads, "--no-webui"],
-            stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        self.server = contextlib.ExitStack()
+        gguf, log = work / "gguf" / "model.gguf", work / "llama-server.log"
+        self.url = self.server.enter_context(
+            llama_server(binary, gguf, log, slots=batch_size, slot_context=self.SLOT_CONTEXT)
+        )
         self.client = httpx.Client(timeout=600)
-        for _ in range(600):
-            with contextlib.suppress(httpx.HTTPError):
-                if self.client.get(f"{self.url}/health").status_code == 200:
-                    return
-            if self.proc.poll() is not None:
-                raise SystemExit(f"llama-server exited; see {work / 'llama-server.log'}")
-            time.sleep(0.5)
-        raise SystemExit("llama-server did not become healthy in 300 s")
 
     def answer(self, requests: list, batch_size: int) -> list:
         from concurrent.futures import ThreadPoolExecutor
@@ -276,8 +261,7 @@ class _LlamaServer:
             with ThreadPoolExecutor(batch_size) as pool:
                 return list(pool.map(self._one, requests))
         finally:
-            self.proc.terminate()
-            self.proc.wait(30)
+            self.server.close()
 
     def _one(self, request):
         from types import SimpleNamespace

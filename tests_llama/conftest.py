@@ -3,11 +3,7 @@ and fixtures, and the binaries `make llama-cpp` built (SLMTUNE_LLAMA_CPP: their 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -27,30 +23,8 @@ def _quantize_from_this_build():
     os.environ["SLMTUNE_LLAMA_QUANTIZE"] = str(binary)
 
 
-@contextlib.contextmanager
 def llama_server(gguf: Path, log: Path):
-    """llama.cpp's server on `gguf`, on a free loopback port; yields its base URL."""
-    import httpx
+    """llama.cpp's server of this build on `gguf`; a context manager yielding its base URL."""
+    from slmtune.llama_cpp import llama_server as serve
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [str(LLAMA_CPP / "llama-server"), "-m", str(gguf), "--host", "127.0.0.1",
-             "--port", str(port), "-c", "2048", "-t", "2", "--jinja", "--no-webui",
-             "--no-repack"],  # its repacked quantized kernels crash (SIGSEGV) on this CPU
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            url = f"http://127.0.0.1:{port}"
-            for _ in range(240):
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{url}/health").status_code == 200:
-                        break
-                assert proc.poll() is None, log.read_text()[-2000:]
-                time.sleep(0.5)
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait(30)
+    return serve(LLAMA_CPP / "llama-server", gguf, log, extra=("--jinja",))
