@@ -91,10 +91,14 @@ def main() -> None:
             **scored,
         }
         print(variant, {k: v["overall"]["field_accuracy"] for k, v in scored.items()}, flush=True)
+        path = _write(args, study, code, results)  # after every variant: a stop keeps them
+    print(f"wrote {path}")
 
+
+def _write(args, study: str, code: str, results: dict) -> Path:
     out = {
         "benchmark": f"{args.task}: train --augment, scored grounded on the test split and "
-        "on held-out forms; demo recipe, same records for every variant",
+        "on held-out forms (sets A and B); demo recipe, same records for every variant",
         "train_records": args.train,
         "unseen_records": args.unseen,
         "machine": "2 CPU cores",
@@ -104,7 +108,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"augment_{study}.json"
     path.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {path}")
+    return path
 
 
 def _commit() -> str:

@@ -1,9 +1,14 @@
 """Quality on forms the model never saw: a run scored on its own test split and on the held-out
-forms generator (slmtune/data/synth/unseen.py), with and without grounded (verbatim) decoding.
+forms generators (slmtune/data/synth/unseen.py, set A, and unseen_b.py, set B), with and
+without grounded (verbatim) decoding.
 
-Same run, same records, same batches; two decodings:
-  grounded   the run's schema.json as training wrote it (copied fields marked verbatim)
+Same run, same records, same batches; up to three decodings:
+  grounded   the run's schema.json as training wrote it (copied fields marked verbatim, with
+             a shape where they have one)
+  unshaped   the same without the shapes (--shapes: when the schema has any)
   free       the same schema with the verbatim marks removed (JSON grammar only)
+--relearn-from TRAIN: the schema this code learns from the run's training records, for a
+run whose schema.json predates a rule of run/schema.py.
 Reported per set and per form: field accuracy (long text fields by similarity >= 0.8, as
 `slmtune eval` scores them), parse rate, and answers with a copied field that is not in their
 input. Writes bench/results/unseen_<task>_<run name>.json.
@@ -35,6 +40,8 @@ def main() -> None:
     p.add_argument("--grounded-only", action="store_true", help="skip the free decoding")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--shapes", action="store_true", help="also decode without the shapes")
+    p.add_argument("--relearn-from", help="the run's training records: learn the schema anew")
     p.add_argument("--workdir", default=str(RESULTS / "work" / "unseen"))
     args = p.parse_args()
 
@@ -46,16 +53,20 @@ def main() -> None:
     _quiet_libraries()
     work = Path(args.workdir) / args.task
     work.mkdir(parents=True, exist_ok=True)
-    sets = {"unseen forms": work / "unseen.jsonl"}
+    sets = {"unseen forms": work / "unseen.jsonl", "unseen forms B": work / "unseen_b.jsonl"}
     write_jsonl(synthesize(f"{args.task}-unseen", args.unseen, seed=5), sets["unseen forms"])
+    write_jsonl(synthesize(f"{args.task}-unseen-b", args.unseen, seed=5), sets["unseen forms B"])
     test = Path(args.test) if args.test else work / "test.jsonl"
     if not args.test:
         write_jsonl(synthesize(args.task, 48, seed=2), test)
     sets = sets if args.no_test else {"test split": test, **sets}
 
-    schema = run_schema(args.run)
-    free = without_verbatim(schema)
-    schemas = {"grounded": schema} if args.grounded_only else {"grounded": schema, "free": free}
+    schema = _relearned(args.relearn_from) if args.relearn_from else run_schema(args.run)
+    schemas = {"grounded": schema}
+    if args.shapes:
+        schemas["unshaped"] = _without(schema, "shape")
+    if not args.grounded_only:
+        schemas["free"] = without_verbatim(schema)
     results: dict = {}
     for set_name, path in sets.items():
         for mode, mode_schema in schemas.items():
@@ -66,15 +77,31 @@ def main() -> None:
     out = {
         "benchmark": f"{args.task}: own test split vs held-out forms, grounded vs free decoding",
         "run": str(args.run),
+        "schema": f"learned anew from {args.relearn_from}" if args.relearn_from else "the run's",
         "run_schema_verbatim_fields": [
             k for k, v in schema["properties"].items() if v.get("verbatim")
         ],
+        "shaped_fields": {k: v["shape"] for k, v in schema["properties"].items() if "shape" in v},
         "results": results,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"unseen_{args.task}_{Path(args.run).name}.json"
     path.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {path}")
+
+
+def _relearned(train: str) -> dict:
+    from slmtune.run import infer_schema
+
+    records = [json.loads(line) for line in Path(train).read_text().splitlines()]
+    sources = [r["instruction"] + (f"\n{r['input']}" if r.get("input") else "") for r in records]
+    return infer_schema([r["output"] for r in records], sources)
+
+
+def _without(node, keyword: str):
+    if isinstance(node, dict):
+        return {k: _without(v, keyword) for k, v in node.items() if k != keyword}
+    return [_without(v, keyword) for v in node] if isinstance(node, list) else node
 
 
 def _score(args, work: Path, data: Path, mode: str, schema: dict, copied: tuple) -> dict:

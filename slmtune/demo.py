@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train", type=int, default=480, help="training records")
     parser.add_argument("--test", type=int, default=48, help="held-out test records")
     parser.add_argument(
-        "--unseen", type=int, default=48, help="records in held-out forms (another generator)"
+        "--unseen", type=int, default=48, help="records in held-out forms (set B, never tuned on)"
     )
     parser.add_argument("--epochs", type=float, default=0.5, help="over records + copies")
     parser.add_argument("--augment", type=int, default=1, help="re-laid-out copies per record")
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     data = out / "data"
     write_jsonl(synthesize("complaints", args.train, seed=1), data / "train.jsonl")
     write_jsonl(synthesize("complaints", args.test, seed=2), data / "test.jsonl")
-    write_jsonl(synthesize("complaints-unseen", args.unseen, seed=5), data / "unseen.jsonl")
+    write_jsonl(synthesize("complaints-unseen-b", args.unseen, seed=5), data / "unseen.jsonl")
 
     run_dir = out / "run"
     step(f"3/6 fine-tuning with LoRA r={args.lora_r} on the records and {args.augment} "
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
              DecodeConfig(batch_size=16, max_new_tokens=160), with_base=True, quiet=False)  # fmt: skip
 
     step("5/6 ... and on held-out forms the training generator never produces")
-    print("(mails, call transcripts, ticket exports, forwarded notes, SMS, scanned forms)")
+    print("(chat exports, letters, web-form posts, voicemail transcripts: held-out set B)")
     evaluate(str(run_dir), str(data / "unseen.jsonl"), str(out / "report_unseen"),
              DecodeConfig(batch_size=16, max_new_tokens=160), with_base=True, quiet=False)  # fmt: skip
 

@@ -34,7 +34,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from slmtune.run.answer import ITEM, verbatim_bounds, verbatim_paths
+from slmtune.run.answer import (
+    ITEM,
+    shape_spans,
+    verbatim_bounds,
+    verbatim_paths,
+    verbatim_shapes,
+)
 
 QUOTE, BACKSLASH = ord('"'), ord("\\")
 STATES_KEPT = 4096  # scanner states whose quote-token copies are kept per vocabulary
@@ -141,6 +147,7 @@ class TokenBytes:
         self.exact: dict[bytes, list[int]] = {}
         self.closing: dict[bytes, list[int]] = {}
         self.quoted: list[int] = []  # a quote with bytes after it: may open and copy
+        self.ending: list[int] = []  # a quote last and only there: may open an empty value
         for token, piece in enumerate(decoded_vocab):
             piece = b"" if token in skip else bytes(piece)
             self.pieces.append(piece)
@@ -153,17 +160,20 @@ class TokenBytes:
                 self.closing.setdefault(piece[:quote], []).append(token)
             if b'"' in piece[:-1]:
                 self.quoted.append(token)
+            elif piece.endswith(b'"'):
+                self.ending.append(token)
         self.longest = max(map(len, self.exact), default=1)
         self._copies: dict[tuple, dict[int, list[Segment]]] = {}
 
-    def copies(self, scanner: Scanner) -> dict[int, list[Segment]]:
+    def copies(self, scanner: Scanner, ending: bool = False) -> dict[int, list[Segment]]:
         """token -> what it would copy into verbatim values from this scanner state, for the
-        tokens with a quote inside (computed once per state and schema)."""
-        key = (scanner.paths, scanner.signature())
+        tokens with a quote inside (and, with `ending`, those that end with one: they may
+        open a value), computed once per state and schema."""
+        key = (scanner.paths, scanner.signature(), ending)
         found = self._copies.get(key)
         if found is None:
             found = {}
-            for token in self.quoted:
+            for token in self.quoted + self.ending if ending else self.quoted:
                 segments = scanner.clone().feed(self.pieces[token])
                 if any(s.data or not s.continues for s in segments):
                     found[token] = segments
@@ -192,21 +202,36 @@ class Grounding:
     path may be, in characters (an escape is one), for the values the grammar leaves
     unbounded (run/answer.grammar_schema)."""
 
-    def __init__(self, vocab: TokenBytes, source: str, paths: tuple, bounds: dict | None = None):
+    def __init__(
+        self,
+        vocab: TokenBytes,
+        source: str,
+        paths: tuple,
+        bounds: dict | None = None,
+        shapes: dict | None = None,
+    ):
         self.vocab, self.source = vocab, source
         self.scanner = Scanner(paths)
         self.bounds = bounds or {}
-        self.text, self.starts = _escaped(source)
-        self._starts = set(self.starts)
+        self.whole = _Copyable(*_escaped(source))
+        self.shaped = {  # path -> its shape's spans of the input (run/answer.verbatim_shapes)
+            path: _Copyable.of_spans(source, spans)
+            for path, (shape, nullable) in (shapes or {}).items()
+            if (spans := shape_spans(source, shape)) or nullable  # else the whole input
+        }
+        self.closed_shapes = any(not c.starts for c in self.shaped.values())  # null only
         self.ends: list[int] | None = None  # inside a verbatim value: where its copy can end
         self.chars = 0  # inside a verbatim value: its characters so far
         self.pending = 0  # ...and the escape state after them (_json_chars)
-        self._fresh: list[int] | None = None  # allowed tokens for an empty copy (cached)
+        self._fresh: dict[tuple, list[int]] = {}  # path -> allowed tokens for an empty copy
+
+    def _copyable(self, path: tuple) -> _Copyable:
+        return self.shaped.get(path, self.whole)
 
     def mask(self) -> tuple[bool, list[int]] | None:
         """(True, ids): only these tokens; (False, ids): any token but these; None: any."""
-        if self.ends is None:
-            copies = self.vocab.copies(self.scanner)
+        if self.ends is None:  # (a shaped value with nothing to copy may not even open)
+            copies = self.vocab.copies(self.scanner, ending=self.closed_shapes)
             bad = [t for t, segments in copies.items() if not self._fits(segments)]
             return (False, bad) if bad else None
         allowed = self._continuations()
@@ -234,10 +259,12 @@ class Grounding:
         after continuing it."""
         room = self._room()
         unbounded = room is None or room >= self.vocab.longest  # no piece can overrun it
-        fresh = self.ends is self.starts and unbounded
-        if fresh and self._fresh is not None:
-            return self._fresh
-        text, exact, closing = self.text, self.vocab.exact, self.vocab.closing
+        path = self.scanner.value_path
+        copyable = self._copyable(path)
+        fresh = self.ends is copyable.starts and unbounded
+        if fresh and path in self._fresh:
+            return self._fresh[path]
+        text, exact, closing = copyable.text, self.vocab.exact, self.vocab.closing
         ids: set[int] = set(closing.get(b"", ()))
         for q in self.ends:
             for k in range(1, min(self.vocab.longest, len(text) - q) + 1):
@@ -248,7 +275,7 @@ class Grounding:
                 ids.update(closing.get(piece, ()))
         allowed = sorted(ids)
         if fresh:
-            self._fresh = allowed
+            self._fresh[path] = allowed
         return allowed
 
     def _fits(self, segments: list[Segment]) -> bool:
@@ -269,17 +296,41 @@ class Grounding:
 
     def _advance(self, segment: Segment, ends: list[int] | None) -> list[int]:
         """Where the copy can end after `segment` ([] = nowhere: not in the input)."""
-        data, text = segment.data, self.text
+        copyable = self._copyable(segment.path)
+        data, text = segment.data, copyable.text
         if segment.continues and ends is not None:
             return [q + len(data) for q in ends if text.startswith(data, q)] if data else ends
         if not data:
-            return self.starts
+            return copyable.starts
         found, at = [], text.find(data)
         while at >= 0:  # every occurrence that starts at a character
-            if at in self._starts:
+            if at in copyable.start_set:
                 found.append(at + len(data))
             at = text.find(data, at + 1)
         return found
+
+
+@dataclass
+class _Copyable:
+    """What a verbatim value may be a piece of: JSON-escaped bytes, and the offsets where
+    each character starts (a copy starts and ends only there)."""
+
+    text: bytes
+    starts: list[int]
+
+    def __post_init__(self):
+        self.start_set = set(self.starts)
+
+    @classmethod
+    def of_spans(cls, source: str, spans: list[tuple[int, int]]) -> _Copyable:
+        """Only the given spans of `source`: a NUL byte (never inside a JSON string's bytes)
+        between them, so no copy runs from one into the next."""
+        text, starts = bytearray(), []
+        for a, b in spans:
+            piece, offsets = _escaped(source[a:b])
+            starts += [len(text) + o for o in offsets]
+            text += piece + b"\0"
+        return cls(bytes(text), starts)
 
 
 def _json_chars(data: bytes, pending: int = 0) -> tuple[int, int]:
@@ -354,4 +405,5 @@ def grounding(opened, schema: dict | None, source: str | None) -> Grounding | No
     paths = verbatim_paths(schema)
     if not paths or source is None:
         return None
-    return Grounding(token_bytes(opened), source, paths, verbatim_bounds(schema))
+    bounds, shapes = verbatim_bounds(schema), verbatim_shapes(schema)
+    return Grounding(token_bytes(opened), source, paths, bounds, shapes)

@@ -19,7 +19,7 @@ import torch
 from vllm.v1.sample.logits_processor import AdapterLogitsProcessor
 
 from slmtune.infer.ground import Grounding, restrict, vocabulary_bytes
-from slmtune.run.answer import verbatim_bounds, verbatim_paths
+from slmtune.run.answer import verbatim_bounds, verbatim_paths, verbatim_shapes
 
 ARGS_KEY = "slmtune_grounding"  # SamplingParams.extra_args key
 PROCESSOR = "slmtune.infer.vllm_ground:GroundingProcessor"
@@ -32,7 +32,15 @@ def grounding_args(schema: dict | None, source: str | None) -> dict:
     if not paths or source is None:
         return {}
     bounds = [[list(p), n] for p, n in verbatim_bounds(schema).items()]
-    return {ARGS_KEY: {"source": source, "paths": [list(p) for p in paths], "bounds": bounds}}
+    shapes = [[list(p), *shape] for p, shape in verbatim_shapes(schema).items()]
+    return {
+        ARGS_KEY: {
+            "source": source,
+            "paths": [list(p) for p in paths],
+            "bounds": bounds,
+            "shapes": shapes,
+        }
+    }
 
 
 class GroundingProcessor(AdapterLogitsProcessor):
@@ -50,7 +58,8 @@ class GroundingProcessor(AdapterLogitsProcessor):
             return None
         paths = tuple(tuple(p) for p in args["paths"])
         bounds = {tuple(p): n for p, n in args["bounds"]}
-        return _Row(Grounding(self._vocabulary(), args["source"], paths, bounds))
+        shapes = {tuple(p): (shape, nullable) for p, shape, nullable in args.get("shapes", [])}
+        return _Row(Grounding(self._vocabulary(), args["source"], paths, bounds, shapes))
 
     def _vocabulary(self):
         if self.vocab is None:

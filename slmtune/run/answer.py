@@ -65,7 +65,17 @@ def _first_object(text: str) -> str | None:
 # -- which fields are verbatim ------------------------------------------------------------
 
 VERBATIM = "verbatim"  # the JSON Schema keyword we add (xgrammar ignores it)
+SHAPE = "shape"  # ours too: a verbatim value is copied from a span of this shape
 ITEM = "[]"  # path step for "an item of this list"
+# Shapes a copied value can have, matched on text whose full-width ASCII is folded to
+# half-width (fold): a field whose training values all have one is copied from the input's
+# spans of that shape only (infer/ground.py), so a phone number or a code never fills an
+# email field, and a text without an email gives null.
+SHAPES = {
+    "email": re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"),
+    "url": re.compile(r"https?://[A-Za-z0-9._~:/?#@!$&'()*+,;=%\-\[\]]+"),
+    "phone": re.compile(r"\+?\d[\d\- ]{5,17}\d"),
+}
 
 
 def verbatim_paths(schema: dict | None) -> tuple[tuple[str, ...], ...]:
@@ -106,6 +116,38 @@ def verbatim_bounds(schema: dict | None) -> dict[tuple[str, ...], int]:
     return found
 
 
+def verbatim_shapes(schema: dict | None) -> dict[tuple[str, ...], tuple[str, bool]]:
+    """path -> (shape, nullable) of the verbatim values the schema gives a shape."""
+    found: dict[tuple[str, ...], tuple[str, bool]] = {}
+
+    def walk(node, path):
+        if not isinstance(node, dict):
+            return
+        if node.get(VERBATIM) is True and node.get(SHAPE) in SHAPES:
+            found[path] = (node[SHAPE], "null" in schema_types(node))
+        for key, sub in (node.get("properties") or {}).items():
+            walk(sub, (*path, key))
+        if isinstance(node.get("items"), dict):
+            walk(node["items"], (*path, ITEM))
+
+    walk(schema, ())
+    return found
+
+
+def fold(text: str) -> str:
+    """Full-width ASCII (！ to ～) and the ideographic space as half-width, one character for
+    one, so offsets in the folded text are offsets in `text`."""
+    return "".join(
+        chr(ord(c) - 0xFEE0) if 0xFF01 <= ord(c) <= 0xFF5E else " " if c == "\u3000" else c
+        for c in text
+    )
+
+
+def shape_spans(source: str, shape: str) -> list[tuple[int, int]]:
+    """[start, end) of the pieces of `source` that have `shape` (SHAPES)."""
+    return [m.span() for m in SHAPES[shape].finditer(fold(source))]
+
+
 def grammar_schema(schema: dict) -> dict:
     """`schema` as the JSON grammar sees it: no verbatim marks, and no maxLength on verbatim
     values: xgrammar's bounded strings take no escapes (a copied value with a line break or a
@@ -114,7 +156,7 @@ def grammar_schema(schema: dict) -> dict:
         return [grammar_schema(v) for v in schema]
     if not isinstance(schema, dict):
         return schema
-    drop = {VERBATIM, "maxLength"} if _bounded_by_grounding(schema) else {VERBATIM}
+    drop = {VERBATIM, SHAPE, "maxLength"} if _bounded_by_grounding(schema) else {VERBATIM, SHAPE}
     return {k: grammar_schema(v) for k, v in schema.items() if k not in drop}
 
 
@@ -129,9 +171,10 @@ def _bounded_by_grounding(node: dict) -> bool:
 
 
 def without_verbatim(schema: dict) -> dict:
-    """A copy of `schema` with every verbatim mark removed (the JSON grammar alone)."""
+    """A copy of `schema` with every verbatim mark (and shape) removed (the JSON grammar
+    alone)."""
     if isinstance(schema, dict):
-        return {k: without_verbatim(v) for k, v in schema.items() if k != VERBATIM}
+        return {k: without_verbatim(v) for k, v in schema.items() if k not in (VERBATIM, SHAPE)}
     if isinstance(schema, list):
         return [without_verbatim(v) for v in schema]
     return schema

@@ -15,7 +15,10 @@ Inference rules, from what the answers show:
   as valid JSON instead of running to the token limit;
 - given the inputs: a string field (or list-of-strings field) whose every value is a
   substring of its record's input is marked `"verbatim": true`, so decoding copies it from
-  the input (infer/ground.py); a normalised value (a reformatted date) leaves it unmarked.
+  the input (infer/ground.py); a normalised value (a reformatted date) leaves it unmarked;
+- a verbatim field whose every value (at least MIN_SHAPED) is an email address, a URL or a
+  phone number, and lies inside such a span of its input, gets `"shape"`: decoding copies
+  it from those spans only (run/answer.py SHAPES), or answers null when the input has none.
 """
 
 from __future__ import annotations
@@ -24,11 +27,22 @@ import json
 from pathlib import Path
 
 from slmtune.errors import ConfigError
-from slmtune.run.answer import ITEM, VERBATIM, parse_json_answer, schema_types, values_at
+from slmtune.run.answer import (
+    ITEM,
+    SHAPE,
+    SHAPES,
+    VERBATIM,
+    fold,
+    parse_json_answer,
+    schema_types,
+    shape_spans,
+    values_at,
+)
 from slmtune.run.layout import RunDir
 
 JSON_SHARE = 0.9  # the same rule as evaluation's task detection
 LENGTH_FACTOR, STRING_MARGIN, ITEMS_MARGIN = 4, 32, 8  # bound = factor x longest + margin
+MIN_SHAPED = 5  # values it takes to learn a field's shape
 
 
 def infer_schema(answers: list[str], sources: list[str] | None = None) -> dict | None:
@@ -57,10 +71,34 @@ def _mark_verbatim(node: dict, path: tuple, pairs: list[tuple[dict, str]]) -> No
         ]
         if strings and all(v in src for v, src in strings):
             node[VERBATIM] = True
+            shape = _shape(strings)
+            if shape:
+                node[SHAPE] = shape
     for key, sub in node.get("properties", {}).items():
         _mark_verbatim(sub, (*path, key), pairs)
     if isinstance(node.get("items"), dict):
         _mark_verbatim(node["items"], (*path, ITEM), pairs)
+
+
+def _shape(strings: list[tuple[str, str]]) -> str | None:
+    """The SHAPES name every copied value has, and inside a span of that shape in its input."""
+    if len(strings) < MIN_SHAPED:
+        return None
+    for name, pattern in SHAPES.items():
+        if all(pattern.fullmatch(fold(v)) for v, _ in strings) and all(
+            _inside(v, src, shape_spans(src, name)) for v, src in strings
+        ):
+            return name
+    return None
+
+
+def _inside(value: str, source: str, spans: list[tuple[int, int]]) -> bool:
+    at = source.find(value)
+    while at >= 0:
+        if any(a <= at and at + len(value) <= b for a, b in spans):
+            return True
+        at = source.find(value, at + 1)
+    return False
 
 
 def _object_schema(objects: list[dict]) -> dict:

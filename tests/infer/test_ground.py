@@ -217,3 +217,80 @@ def test_characters_are_counted_across_token_boundaries():
         first, pending = _json_chars(text[:cut])
         second, pending = _json_chars(text[cut:], pending)
         assert (first + second, pending) == (6, 0), cut
+
+
+SHAPED = {
+    "type": "object",
+    "properties": {
+        "email": {"type": ["string", "null"], "maxLength": 40, "verbatim": True, "shape": "email"}
+    },
+    "required": ["email"],
+    "additionalProperties": False,
+}
+
+
+def test_shapes_are_learned_when_every_copied_value_has_one():
+    from slmtune.run.answer import shape_spans, verbatim_shapes
+
+    mails = [
+        "a1@qq.com",
+        "bo.li@163.com",
+        "ｃｈｅｎ＠ｓｉｎａ．ｃｏｍ",
+        "x_y@mail.example.cn",
+        "z@y.io",
+    ]
+    answers = [
+        json.dumps({"email": m, "name": n}) for m, n in zip(mails, "甲乙丙丁戊", strict=True)
+    ]
+    sources = [f"{n}的邮箱：{m}，电话13912345678" for m, n in zip(mails, "甲乙丙丁戊", strict=True)]
+    schema = infer_schema([*answers, json.dumps({"email": None, "name": "己"})], [*sources, "己"])
+    assert schema["properties"]["email"]["shape"] == "email"  # full-width ones fold
+    assert "shape" not in schema["properties"]["name"]
+    assert verbatim_shapes(schema) == {("email",): ("email", True)}
+    assert "shape" not in infer_schema(answers[:4], sources[:4])["properties"]["email"]  # too few
+    text = "电话13912345678 邮箱 ａｂ＠ｑｑ．ｃｏｍ。"
+    at = text.index("ａ")
+    assert shape_spans(text, "email") == [(at, at + len("ａｂ＠ｑｑ．ｃｏｍ"))]
+    assert shape_spans("电话13912345678", "phone") == [(2, 13)]
+
+
+def test_a_shaped_value_opens_only_where_its_shape_is_and_stays_inside(opened):
+    from slmtune.infer.ground import grounding
+
+    vocab = token_bytes(opened)
+    quote = vocab.pieces.index(b'"')
+    start = opened.tokenizer.encode('{"email": ', add_special_tokens=False)
+    none = grounding(opened, SHAPED, "电话13912345678，验证码6536")
+    for t in start:
+        none.feed(t)
+    only, ids = none.mask()
+    assert not only and quote in ids  # no email in the input: the value cannot open
+    some = grounding(opened, SHAPED, "电话13912345678，邮箱lisi@qq.com。")
+    for t in [*start, quote]:
+        some.feed(t)
+    only, ids = some.mask()
+    pieces = [vocab.pieces[t] for t in ids]
+    assert only and b"l" in pieces and b"1" not in pieces  # the phone's digits are out
+    assert grounding(opened, SHAPED, "no mail here").mask() is None  # outside the value
+
+
+def test_shaped_answers_are_null_without_their_shape_and_never_a_number(opened, monkeypatch):
+    """A model pushed towards digits: the email it writes is still an email of the input,
+    or null when the input has none."""
+    monkeypatch.setenv("SLMTUNE_BF16_MATMUL", "0")
+    favoured = [t for t, p in enumerate(token_bytes(opened).pieces) if p[:1] in (b'"', b"1")]
+    head = opened.model.get_output_embeddings()
+
+    def favour(module, args, logits):
+        logits = logits.clone()
+        logits[..., favoured] += 30.0
+        return logits
+
+    sources = ["电话13912345678，验证码6536", "电话13912345678，邮箱1lisi@163.com。"]
+    handle = head.register_forward_hook(favour)
+    try:
+        answers = [json.loads(a.text) for a in _answers(opened, SHAPED, sources)]
+    finally:
+        handle.remove()
+    assert answers[0]["email"] is None
+    assert answers[1]["email"] is not None and answers[1]["email"] in "1lisi@163.com"

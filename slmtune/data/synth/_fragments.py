@@ -209,3 +209,12 @@ EMAIL_DOMAINS = [
     "yeah.net",
 ]
 BUILDING = ["", "", "{a}栋{b}单元{c}室", "{a}号楼{c}", "{a}幢{c}号", "{a}单元{c}"]
+
+# Other people a complaint mentions (staff, relays, service mailboxes): never the answer.
+STAFF_ROLES = ["客服", "维修师傅", "营业员", "经理", "工作人员", "片区负责人", "值班员", "安装工"]
+STAFF_SAYS = ["说会处理", "让我再等等", "说不归他们管", "答应三天内回复", "说要走流程"]
+OTHER_MAIL_LABELS = ["客服邮箱", "抄送", "官方邮箱", "工作人员邮箱", "受理邮箱", "经办人邮箱"]
+RELAYS = ["社区网格员", "热线话务员", "村委会", "驻点工作人员", "楼栋长", "志愿者"]
+RELAY_VERBS = ["代为反映", "转述", "记录", "登记", "转交"]
+SUBJECTS = ["投诉", "紧急问题", "关于近期服务的意见", "再次反映", "求助", "未解决的问题"]
+INLINE_ADDRESS = ["，在{v}", "，地点是{v}", "，就在{v}", "（{v}）", "，位置：{v}"]

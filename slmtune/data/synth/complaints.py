@@ -2,9 +2,13 @@
 
 Every label value is copied verbatim from the text (extraction is copying), or null when
 the text does not contain that field. Surface forms vary: field order, label words (with
-typos), separators (full- and half-width), narrative vs labelled style, greetings, filler,
-distractor numbers (phones, work orders, dates, amounts) that must not be extracted, and
-trailing noise. The complaint itself is composed from fragments, so thousands are distinct.
+typos), separators (full- and half-width), greetings, filler, distractor numbers (phones,
+work orders, dates, amounts) that must not be extracted, and trailing noise. Five layouts:
+labelled fields, a narrative, a message with headers and a signature, a dialogue with an
+agent, and a complaint relayed by someone else. Other people appear too (staff, the relay,
+service mailboxes): their names and emails are never the answer. The question is the
+complaint itself: an address said in the same sentence is not part of it.
+The complaint itself is composed from fragments, so thousands are distinct.
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ def _record(rng: random.Random, fake: Faker) -> dict:
     label = {k: (None if rng.random() < DROP_RATE[k] else values[k]) for k in KEYS}
     if all(v is None for v in label.values()):
         label["question"] = values["question"]
-    text = (_labelled if rng.random() < 0.55 else _narrative)(rng, label)
+    layout = rng.choices(LAYOUTS, weights=[35, 30, 12, 12, 11])[0]
+    text = layout(rng, fake, label)
     text = rng.choice(F.GREETINGS) + text
     trailer = rng.choice(F.TRAILERS)
     if trailer:
@@ -54,7 +59,7 @@ def _record(rng: random.Random, fake: Faker) -> dict:
     }
 
 
-def _labelled(rng: random.Random, label: dict) -> str:
+def _labelled(rng: random.Random, fake: Faker, label: dict) -> str:
     labels = {
         "name": F.NAME_LABELS,
         "address": F.ADDRESS_LABELS,
@@ -63,34 +68,106 @@ def _labelled(rng: random.Random, label: dict) -> str:
     }
     parts = [f"{rng.choice(labels[k])}{rng.choice(F.SEPARATORS)}{v}" for k, v in label.items() if v]
     rng.shuffle(parts)
-    parts = _with_noise(rng, parts)
+    parts = _with_noise(rng, fake, parts)
     glue = rng.choice(F.FIELD_GLUE)
     return glue.join(parts)
 
 
-def _narrative(rng: random.Random, label: dict) -> str:
+def _narrative(rng: random.Random, fake: Faker, label: dict) -> str:
     forms = {"name": F.NARRATIVE_NAME, "address": F.NARRATIVE_ADDRESS, "email": F.NARRATIVE_EMAIL}
-    intro = [rng.choice(forms[k]).format(v=label[k]) for k in ("name", "address") if label[k]]
+    inline = label["address"] and label["question"] and rng.random() < 0.35
+    said = ("name",) if inline else ("name", "address")
+    intro = [rng.choice(forms[k]).format(v=label[k]) for k in said if label[k]]
     parts = ["，".join(intro)] if intro else []
     if label["question"]:
-        parts.append(label["question"])
+        where = rng.choice(F.INLINE_ADDRESS).format(v=label["address"]) if inline else ""
+        parts.append(label["question"] + where)
     if label["email"]:
         parts.insert(
             rng.randrange(len(parts) + 1), rng.choice(F.NARRATIVE_EMAIL).format(v=label["email"])
         )
-    parts = _with_noise(rng, parts)
+    parts = _with_noise(rng, fake, parts)
     return rng.choice(["。", "。\n", "！", "。 "]).join(parts) + rng.choice(
         ["。", "！", "", "。。"]
     )
 
 
-def _with_noise(rng: random.Random, parts: list[str]) -> list[str]:
-    """Insert distractor numbers and filler words *between* fields, never inside a value."""
+def _message(rng: random.Random, fake: Faker, label: dict) -> str:
+    """A mail or app message: headers, a body, a signature; the recipient is a service box."""
+    sender = f"{label['name'] or fake.user_name()}" + (
+        f" <{label['email']}>" if label["email"] else ""
+    )
+    headers = [
+        f"{rng.choice(['发件人', 'From', '寄件人'])}：{sender}",
+        f"{rng.choice(['收件人', 'To'])}：{_other_mail(rng, fake)}",
+        f"{rng.choice(['主题', 'Subject', '标题'])}：{rng.choice(F.SUBJECTS)}",
+    ]
+    rng.shuffle(headers)
+    body = [rng.choice(["您好：", "你好，", "相关负责人："])]
+    if label["question"]:
+        body.append(label["question"] + rng.choice(["。", "！", ""]))
+    if label["address"]:
+        body.append(rng.choice(F.NARRATIVE_ADDRESS).format(v=label["address"]) + "。")
+    sign = [rng.choice(["--", "——", "祝好", "谢谢"])]
+    if label["name"]:
+        sign.append(label["name"])
+    sign.append(_distractor(rng))
+    return "\n".join(headers) + "\n\n" + "\n".join(body) + "\n" + "\n".join(sign)
+
+
+def _dialogue(rng: random.Random, fake: Faker, label: dict) -> str:
+    """A call or chat: an agent (with a name of their own) asks, the customer answers."""
+    agent = f"{rng.choice(F.STAFF_ROLES)}{fake.name()}"
+    me = rng.choice(["客户", "用户", "来电人", "我"])
+    turns = [f"{agent}：您好，请讲。"]
+    if label["question"]:
+        turns.append(f"{me}：{label['question']}。")
+    asks = {"name": "怎么称呼您？", "address": "地址是哪里？", "email": "邮箱方便留一个吗？"}
+    for key in rng.sample(list(asks), 3):
+        if label[key]:
+            turns += [f"{agent}：{asks[key]}", f"{me}：{label[key]}"]
+    turns.append(f"{agent}：{rng.choice(['好的，已登记', '收到，会尽快处理'])}。")
+    return "\n".join(turns)
+
+
+def _relayed(rng: random.Random, fake: Faker, label: dict) -> str:
+    """Someone else passes the complaint on and adds their own name and mailbox."""
+    relay = f"{rng.choice(F.RELAYS)}{fake.name()}"
+    head = f"{relay}{rng.choice(F.RELAY_VERBS)}："
+    told = [rng.choice(F.NARRATIVE_NAME).format(v=label["name"])] if label["name"] else []
+    if label["address"]:
+        told.append(rng.choice(F.NARRATIVE_ADDRESS).format(v=label["address"]))
+    if label["question"]:
+        told.append(label["question"])
+    if label["email"]:
+        told.append(rng.choice(F.NARRATIVE_EMAIL).format(v=label["email"]))
+    tail = f"{rng.choice(['记录人邮箱', '联系邮箱（转办人）', '经办'])}：{_other_mail(rng, fake)}"
+    return head + "“" + "，".join(told) + "。”\n" + tail
+
+
+LAYOUTS = [_labelled, _narrative, _message, _dialogue, _relayed]
+
+
+def _with_noise(rng: random.Random, fake: Faker, parts: list[str]) -> list[str]:
+    """Insert distractors (numbers, other people, service mailboxes) and filler words
+    *between* fields, never inside a value."""
     for _ in range(rng.choice([0, 1, 1, 2, 3])):
         parts.insert(rng.randrange(len(parts) + 1), _distractor(rng))
     if rng.random() < 0.3:
+        parts.insert(rng.randrange(len(parts) + 1), _third_party(rng, fake))
+    if rng.random() < 0.3:
         parts.insert(rng.randrange(len(parts) + 1), rng.choice(F.FILLERS))
     return [p for p in parts if p]
+
+
+def _third_party(rng: random.Random, fake: Faker) -> str:
+    if rng.random() < 0.5:
+        return f"{rng.choice(F.STAFF_ROLES)}{fake.name()}{rng.choice(F.STAFF_SAYS)}"
+    return f"{rng.choice(F.OTHER_MAIL_LABELS)}：{_other_mail(rng, fake)}"
+
+
+def _other_mail(rng: random.Random, fake: Faker) -> str:
+    return f"{rng.choice(['kefu', 'service', 'tousu', 'support', 'gd'])}@{fake.domain_name()}"
 
 
 def _distractor(rng: random.Random) -> str:

@@ -1,8 +1,11 @@
 """Synthetic crawled government policy pages labelled {title, publishtime, content}.
 
-The page text is what a crawler gets: navigation, breadcrumbs (repeating the title), a
-metadata table with 成文日期 and 发布日期 in mixed date formats, font-size and print links,
-attachments, and a footer with 主办单位, ICP and 公安 filing numbers and phone numbers.
+The page text is what a crawler gets, assembled from parts that sites place differently:
+navigation, a breadcrumb (with or without the title), a list of other documents with their
+dates, a metadata table (成文日期 and 发布日期 in mixed date formats; sometimes the title in
+it) or a one-line source/date under the title, the body (one paragraph or several),
+attachments, editor and related links, share and print buttons, and a footer with 主办单位,
+ICP and 公安 filing numbers and phone numbers. Lines may be flattened onto one.
 Rule for the label: `publishtime` is the 发布日期/发布时间 of the page, normalised to
 YYYY-MM-DD (成文日期, the drafting date, is a distractor); `title` is the heading;
 `content` is the body text exactly as it appears.
@@ -66,6 +69,10 @@ BODY = [
     "建立健全工作协调机制，定期召开联席会议，及时研究解决工作中遇到的困难和问题。",
     "加强宣传引导，充分利用广播、电视、网络等媒体，营造良好社会氛围。",
     "本{k}由市{i}负责解释。",
+    "一、适用范围。本{k}适用于本市行政区域内的{t}相关活动。",
+    "二、支持方式。采取先建后补、以奖代补等方式给予支持。",
+    "三、申报程序。符合条件的单位于每年{mo}月底前向所在区主管部门提出申请。",
+    "第{c}条 市{i}应当会同有关部门建立{t}统计监测制度。",
 ]
 NAV = ["首页", "政务公开", "政策文件", "政策解读", "互动交流", "办事服务", "数据发布", "专题专栏"]
 
@@ -96,8 +103,27 @@ def _page(rng: random.Random, fake: Faker) -> dict:
     title = rng.choice(WRAPPERS).format(p=place, t=topic, k=kind)
     published = date(2019, 1, 1) + timedelta(days=rng.randrange(2400))
     drafted = published - timedelta(days=rng.choice([0, 1, 3, 7, 12, 20]))
-    sentences = rng.sample(BODY, rng.randrange(3, 7))
-    content = "".join(
+    sentences = _sentences(rng, topic, kind, place, issuer, published)
+    meta = _meta(rng, place, issuer, title, published, drafted)
+    head = _navigation(rng, fake, place, title, published)
+    table = rng.random() < 0.5  # metadata table above the title, else one line under it
+    head += [meta if table else "", rng.choice(["字号：大 中 小", "【字体：大 中 小】", ""])]
+    under = "" if table else _source_line(rng, place, issuer, published)
+    paragraphs = rng.random() < 0.25 and sentences.count("。") > 2
+    content = sentences.replace("。", "。\n", 1) if paragraphs else sentences
+    parts = [*head, title, under, content, *_footer(rng, fake, place, topic, kind, published)]
+    text = rng.choice(["\n", "\n\n", "\n", " "]).join(p for p in parts if p)
+    label = {"title": title, "publishtime": published.isoformat(), "content": content}
+    return {
+        "system": POLICY_SYSTEM_PROMPT,
+        "instruction": text,
+        "input": "",
+        "output": json.dumps(label, ensure_ascii=False),
+    }
+
+
+def _sentences(rng, topic, kind, place, issuer, published) -> str:
+    return "".join(
         s.format(
             t=topic,
             k=kind,
@@ -106,38 +132,71 @@ def _page(rng: random.Random, fake: Faker) -> dict:
             n=rng.choice([2, 3, 5]),
             y=published.year + rng.randrange(1, 6),
             m=rng.randrange(5, 500) * 10,
+            mo=rng.randrange(1, 13),
+            c=rng.choice("四五六七八九十"),
         )
-        for s in sentences
+        for s in rng.sample(BODY, rng.randrange(3, 7))
     )
+
+
+def _navigation(rng, fake, place, title, published) -> list[str]:
+    """Menu, breadcrumb (with or without the title), sometimes a list of other documents."""
+    sections = rng.sample(["通知公告", "政策文件", "工作动态", "政策解读", "信息公开"], 2)
+    lines = [
+        rng.choice([" ".join(rng.sample(NAV, rng.randrange(4, 8))), f"{place}政府信息公开网", ""]),
+        rng.choice(
+            [
+                "当前位置：" + " > ".join(["首页", "政务公开", sections[0], title]),
+                "您所在的位置：首页 > " + sections[0],
+                "",
+            ]
+        ),
+    ]
+    if rng.random() < 0.25:  # a side list of other documents, each with its date
+        lines += [sections[1], *(_other_document(rng, fake, published) for _ in range(3))]
+    return lines
+
+
+def _footer(rng, fake, place, topic, kind, published) -> list[str]:
+    return [
+        rng.choice(["", f"附件：{topic}申报表.docx", f"附件：1.{topic}{kind}.pdf 2.政策解读.doc"]),
+        rng.choice(["", f"（编辑：{fake.name()}）", f"责任编辑：{fake.name()}"]),
+        rng.choice(["", "相关文件：" + _other_document(rng, fake, published), "延伸阅读"]),
+        rng.choice(["打印本页 关闭窗口", "【打印】【关闭】", "分享到：", "扫码在手机上查看"]),
+        f"主办单位：{place}{rng.choice(ISSUERS)}  联系电话：0{rng.randrange(10, 999)}-{rng.randrange(10**6, 10**8)}",
+        f"{rng.choice('京沪粤苏浙鲁川鄂')}ICP备{rng.randrange(10**7, 10**8)}号-{rng.randrange(1, 9)}"
+        f"  网站标识码：{rng.randrange(10**9, 10**10)}"
+        f"  {rng.choice('京沪粤苏浙')}公网安备 {rng.randrange(10**13, 10**14)}号",
+    ]
+
+
+def _meta(rng, place, issuer, title, published, drafted) -> str:
     date_label = rng.choice(["发布日期", "发布时间"])
-    meta = [
+    rows = [
         f"索引号：{rng.randrange(10**8, 10**9)}/{published.year}-{rng.randrange(1, 999):05d}",
         f"发布机构：{place}{issuer}",
         f"发文字号：{place[:1]}政办发〔{published.year}〕{rng.randrange(1, 80)}号",
         f"成文日期：{_fmt(drafted, rng)}",
         f"{date_label}：{_fmt(published, rng)}",
     ]
-    rng.shuffle(meta)
-    nav = rng.sample(NAV, rng.randrange(4, 8))
-    parts = [
-        " ".join(nav),
-        "当前位置：" + " > ".join(["首页", "政务公开", "政策文件", title]),
-        rng.choice(["\n".join(meta), " | ".join(meta)]),
-        rng.choice(["字号：大 中 小", "【字体：大 中 小】", ""]),
-        title,
-        content,
-        rng.choice(["", f"附件：{topic}申报表.docx", f"附件：1.{topic}{kind}.pdf 2.政策解读.doc"]),
-        rng.choice(["打印本页 关闭窗口", "【打印】【关闭】", "分享到："]),
-        f"主办单位：{place}{rng.choice(ISSUERS)}  联系电话：0{rng.randrange(10, 999)}-{rng.randrange(10**6, 10**8)}",
-        f"{rng.choice('京沪粤苏浙鲁川鄂')}ICP备{rng.randrange(10**7, 10**8)}号-{rng.randrange(1, 9)}"
-        f"  网站标识码：{rng.randrange(10**9, 10**10)}"
-        f"  {rng.choice('京沪粤苏浙')}公网安备 {rng.randrange(10**13, 10**14)}号",
-    ]
-    text = rng.choice(["\n", "\n\n", " "]).join(p for p in parts if p)
-    label = {"title": title, "publishtime": published.isoformat(), "content": content}
-    return {
-        "system": POLICY_SYSTEM_PROMPT,
-        "instruction": text,
-        "input": "",
-        "output": json.dumps(label, ensure_ascii=False),
-    }
+    if rng.random() < 0.3:
+        rows.append(f"{rng.choice(['名称', '标题', '文件名称'])}：{title}")
+    rng.shuffle(rows)
+    return rng.choice(["\n", " | ", "  "]).join(rows)
+
+
+def _source_line(rng, place, issuer, published) -> str:
+    when = _fmt(published, rng) + rng.choice(
+        ["", f" {rng.randrange(8, 19)}:{rng.randrange(10, 60)}"]
+    )
+    source = rng.choice([f"来源：{place}{issuer}", f"信息来源：{issuer}", f"作者：{issuer}"])
+    stamp = rng.choice(["发布时间：", "时间：", "日期：", ""]) + when
+    extra = rng.choice(["", f"  点击量：{rng.randrange(10, 9999)}", "  【大 中 小】"])
+    return rng.choice([f"{source}  {stamp}{extra}", f"{stamp}  {source}{extra}"])
+
+
+def _other_document(rng, fake, published) -> str:
+    when = published - timedelta(days=rng.randrange(1, 400))
+    name = rng.choice(WRAPPERS).format(p=fake.city_name() + "市", t=rng.choice(TOPICS),
+                                       k=rng.choice(KINDS))  # fmt: skip
+    return rng.choice([f"· {name}  {when:%Y-%m-%d}", f"[{when:%m-%d}] {name}", f"{name}（{when}）"])
