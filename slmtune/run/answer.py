@@ -78,60 +78,45 @@ SHAPES = {
 }
 
 
+def schema_nodes(schema: dict | None, path: tuple = ()):
+    """Every (path, sub-schema) of `schema`, depth first in the schema's order: object
+    properties by key, list items as ITEM."""
+    if not isinstance(schema, dict):
+        return
+    yield path, schema
+    for key, sub in (schema.get("properties") or {}).items():
+        yield from schema_nodes(sub, (*path, key))
+    if isinstance(schema.get("items"), dict):
+        yield from schema_nodes(schema["items"], (*path, ITEM))
+
+
 def verbatim_paths(schema: dict | None) -> tuple[tuple[str, ...], ...]:
     """Paths (keys, with ITEM for list items) of the string values marked verbatim, in the
     schema's order."""
-    found: list[tuple[str, ...]] = []
-
-    def walk(node, path):
-        if not isinstance(node, dict):
-            return
-        if node.get(VERBATIM) is True and "string" in schema_types(node):
-            found.append(path)
-        for key, sub in (node.get("properties") or {}).items():
-            walk(sub, (*path, key))
-        if isinstance(node.get("items"), dict):
-            walk(node["items"], (*path, ITEM))
-
-    walk(schema, ())
-    return tuple(found)
+    return tuple(
+        path
+        for path, node in schema_nodes(schema)
+        if node.get(VERBATIM) is True and "string" in schema_types(node)
+    )
 
 
 def verbatim_bounds(schema: dict | None) -> dict[tuple[str, ...], int]:
     """path -> maxLength of the verbatim values the grammar leaves unbounded (grammar_schema):
     the grounding (infer/ground.py) holds them to it."""
-    found: dict[tuple[str, ...], int] = {}
-
-    def walk(node, path):
-        if not isinstance(node, dict):
-            return
-        if _bounded_by_grounding(node):
-            found[path] = node["maxLength"]
-        for key, sub in (node.get("properties") or {}).items():
-            walk(sub, (*path, key))
-        if isinstance(node.get("items"), dict):
-            walk(node["items"], (*path, ITEM))
-
-    walk(schema, ())
-    return found
+    return {
+        path: node["maxLength"]
+        for path, node in schema_nodes(schema)
+        if _bounded_by_grounding(node)
+    }
 
 
 def verbatim_shapes(schema: dict | None) -> dict[tuple[str, ...], tuple[str, bool]]:
     """path -> (shape, nullable) of the verbatim values the schema gives a shape."""
-    found: dict[tuple[str, ...], tuple[str, bool]] = {}
-
-    def walk(node, path):
-        if not isinstance(node, dict):
-            return
-        if node.get(VERBATIM) is True and node.get(SHAPE) in SHAPES:
-            found[path] = (node[SHAPE], "null" in schema_types(node))
-        for key, sub in (node.get("properties") or {}).items():
-            walk(sub, (*path, key))
-        if isinstance(node.get("items"), dict):
-            walk(node["items"], (*path, ITEM))
-
-    walk(schema, ())
-    return found
+    return {
+        path: (node[SHAPE], "null" in schema_types(node))
+        for path, node in schema_nodes(schema)
+        if node.get(VERBATIM) is True and node.get(SHAPE) in SHAPES
+    }
 
 
 def fold(text: str) -> str:

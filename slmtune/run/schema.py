@@ -28,12 +28,12 @@ from pathlib import Path
 
 from slmtune.errors import ConfigError
 from slmtune.run.answer import (
-    ITEM,
     SHAPE,
     SHAPES,
     VERBATIM,
     fold,
     parse_json_answer,
+    schema_nodes,
     schema_types,
     shape_spans,
     values_at,
@@ -59,25 +59,22 @@ def infer_schema(answers: list[str], sources: list[str] | None = None) -> dict |
     }
     if sources is not None:
         pairs = [(obj, src) for obj, src in zip(parsed, sources, strict=True) if obj is not None]
-        _mark_verbatim(schema, (), pairs)
+        _mark_verbatim(schema, pairs)
     return schema
 
 
-def _mark_verbatim(node: dict, path: tuple, pairs: list[tuple[dict, str]]) -> None:
-    """Mark the string schemas under `node` whose every value occurs in its input."""
-    if "string" in schema_types(node):
+def _mark_verbatim(schema: dict, pairs: list[tuple[dict, str]]) -> None:
+    """Mark the string schemas whose every value occurs in its input (and give a shape)."""
+    for path, node in schema_nodes(schema):
+        if "string" not in schema_types(node):
+            continue
         strings = [
             (v, src) for obj, src in pairs for v in values_at(obj, path) if isinstance(v, str)
         ]
         if strings and all(v in src for v, src in strings):
             node[VERBATIM] = True
-            shape = _shape(strings)
-            if shape:
+            if shape := _shape(strings):
                 node[SHAPE] = shape
-    for key, sub in node.get("properties", {}).items():
-        _mark_verbatim(sub, (*path, key), pairs)
-    if isinstance(node.get("items"), dict):
-        _mark_verbatim(node["items"], (*path, ITEM), pairs)
 
 
 def _shape(strings: list[tuple[str, str]]) -> str | None:
