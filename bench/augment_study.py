@@ -66,7 +66,8 @@ def main() -> None:
         files[name] = work / f"{name.replace(' ', '_')}.jsonl"
         write_jsonl(synthesize(generator, n, seed=seed), files[name])
 
-    results = {}
+    earlier = RESULTS / f"augment_{study}.json"  # variants scored before stay, re-run ones update
+    results = json.loads(earlier.read_text())["results"] if earlier.exists() else {}
     for variant in args.variants:
         copies, epochs = variant.split(":")
         run = work / f"run_aug{copies}_ep{epochs}"
@@ -88,6 +89,7 @@ def main() -> None:
             "epochs": float(epochs),
             "steps": summary["steps"],
             "train_seconds": summary["seconds"],
+            "code": code,
             **scored,
         }
         print(variant, {k: v["overall"]["field_accuracy"] for k, v in scored.items()}, flush=True)
