@@ -24,6 +24,12 @@ list items): for the few thousand tokens with a quote inside, the scanner works 
 scanner state (kept per vocabulary) which bytes each would copy into a verbatim value, and a
 row forbids those whose bytes are not a piece of its input.
 
+A verbatim value with a shape (schema `"shape"`: email, url, phone; run/answer.py SHAPES)
+copies from the input's spans of that shape only: they are its own copyable text, a NUL byte
+between them so no copy runs from one into the next. A nullable one whose input has no such
+span cannot open at all (the tokens that would open it, a bare quote included, are
+forbidden), so it is null.
+
 run/answer.py's `spans` then gives each verbatim value's place in the input.
 """
 
