@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from faker import Faker
 
@@ -30,6 +30,9 @@ from slmtune.data.synth.complaints import COMPLAINT_SYSTEM_PROMPT
 from slmtune.data.synth.policy_pages import POLICY_SYSTEM_PROMPT
 
 COMPLAINT_FORMS = ("chat", "letter", "webform", "voicemail")
+# the texts' own dates: a fixed range, not "this year so far" (that moves with the clock)
+WRITTEN = (datetime(2026, 1, 1), datetime(2026, 12, 3))
+WRITTEN_DAYS = (date(2026, 1, 1), date(2026, 12, 3))
 POLICY_FORMS = ("redhead", "article", "portal")
 
 # -- complaints ----------------------------------------------------------------------------
@@ -67,16 +70,13 @@ def generate_unseen_b_complaints(n: int, seed: int) -> list[dict]:
         text = B_FORMS[form](rng, fake, label)
         for key, value in label.items():
             assert value is None or value in text, (form, key, value)  # copied, by construction
-        records.append(
-            {
-                "system": COMPLAINT_SYSTEM_PROMPT,
-                "instruction": text,
-                "input": "",
-                "output": json.dumps(label, ensure_ascii=False),
-                "form": form,
-            }
-        )
+        records.append(_record(COMPLAINT_SYSTEM_PROMPT, text, label, form))
     return records
+
+
+def _record(system: str, text: str, label: dict, form: str) -> dict:
+    output = json.dumps(label, ensure_ascii=False)
+    return {"system": system, "instruction": text, "input": "", "output": output, "form": form}
 
 
 def _flat(rng: random.Random, fake: Faker) -> str:
@@ -93,7 +93,7 @@ def _flat(rng: random.Random, fake: Faker) -> str:
 def _chat(rng, fake, v):
     manager = fake.name()
     minute = rng.randrange(8 * 60, 20 * 60)
-    lines = [f"—— {fake.date_this_year():%Y年%m月%d日} ——"]
+    lines = [f"—— {fake.date_between_dates(*WRITTEN_DAYS):%Y年%m月%d日} ——"]
 
     def say(who: str, what: str) -> None:
         nonlocal minute
@@ -124,13 +124,13 @@ def _letter(rng, fake, v):
     sign.append(f"联系电话：{fake.phone_number()}")
     if v["email"]:
         sign.append(f"电子邮件：{v['email']}")
-    sign.append(f"{fake.date_this_year():%Y年%m月%d日}")
+    sign.append(f"{fake.date_between_dates(*WRITTEN_DAYS):%Y年%m月%d日}")
     return body + "\n" + "\n".join(sign)
 
 
 def _webform(rng, fake, v):
     rows = [
-        f"提交时间 Submitted: {fake.date_time_this_year():%Y-%m-%d %H:%M:%S}",
+        f"提交时间 Submitted: {fake.date_time_between_dates(*WRITTEN):%Y-%m-%d %H:%M:%S}",
         f"姓名 Name: {v['name'] or '（未填写）'}",
         f"E-mail: {v['email'] or ''}",
         f"联系地址 Address: {v['address'] or '-'}",
@@ -195,15 +195,7 @@ def generate_unseen_b_policy_pages(n: int, seed: int) -> list[dict]:
         text = PAGE_B_FORMS[form](rng, fake, page)
         assert title in text and content in text, form
         label = {"title": title, "publishtime": published.isoformat(), "content": content}
-        records.append(
-            {
-                "system": POLICY_SYSTEM_PROMPT,
-                "instruction": text,
-                "input": "",
-                "output": json.dumps(label, ensure_ascii=False),
-                "form": form,
-            }
-        )
+        records.append(_record(POLICY_SYSTEM_PROMPT, text, label, form))
     return records
 
 
