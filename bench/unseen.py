@@ -91,11 +91,14 @@ def main() -> None:
 
 
 def _relearned(train: str) -> dict:
+    """The schema training learns from these records now (train.py: answers and inputs)."""
+    from slmtune.data.load import load_examples
+    from slmtune.data.types import last_user_text
     from slmtune.run import infer_schema
 
-    records = [json.loads(line) for line in Path(train).read_text().splitlines()]
-    sources = [r["instruction"] + (f"\n{r['input']}" if r.get("input") else "") for r in records]
-    return infer_schema([r["output"] for r in records], sources)
+    examples = load_examples(train).examples
+    sources = [last_user_text(e.prompt_messages) or "" for e in examples]
+    return infer_schema([e.answer or "" for e in examples], sources)
 
 
 def _without(node, keyword: str):

@@ -25,13 +25,17 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from faker import Faker
 
 from slmtune.data.synth.complaints import COMPLAINT_SYSTEM_PROMPT
 from slmtune.data.synth.policy_pages import POLICY_SYSTEM_PROMPT
 
+# the texts' own dates: a fixed range, not Faker's "this year so far" (it moves with the
+# clock, so the same seed gave other texts from one second to the next)
+WRITTEN = (datetime(2026, 1, 1), datetime(2026, 12, 3))
+WRITTEN_DAYS = (date(2026, 1, 1), date(2026, 12, 3))
 COMPLAINT_FORMS = ("email", "transcript", "ticket", "forwarded", "sms", "ocr")
 POLICY_FORMS = ("news", "gov_table", "mobile", "flat")
 
@@ -116,7 +120,7 @@ def _email_form(rng, fake, v):
         f"发件人：{v['name']} <{v['email']}>",
         f"收件人：{rng.choice(['service', 'kefu', 'tousu'])}@{fake.domain_name()}",
         f"主题：{rng.choice(MAIL_SUBJECTS).format(p=v['question'][:6])}",
-        f"时间：{fake.date_time_this_year():%Y年%m月%d日 %H:%M}",
+        f"时间：{fake.date_time_between_dates(*WRITTEN):%Y年%m月%d日 %H:%M}",
     ]
     body = f"您好：\n    {v['question']}。\n"
     address = rng.random() < 0.6
@@ -153,7 +157,10 @@ def _ticket(rng, fake, v):
         ("诉求地点", v["address"]),
         ("电子信箱", v["email"]),
         ("诉求内容", v["question"]),
-        ("受理时间", f"{fake.date_this_year()} {rng.randrange(8, 20)}:{rng.randrange(10, 60)}"),
+        (
+            "受理时间",
+            f"{fake.date_between_dates(*WRITTEN_DAYS)} {rng.randrange(8, 20)}:{rng.randrange(10, 60)}",
+        ),
     ]
     drop = rng.choice(["电子信箱", "联系人", None])
     fields = [(k, x) for k, x in fields if k != drop]
@@ -194,7 +201,7 @@ def _ocr(rng, fake, v):
         f"居 民 诉 求 登 记 表\n姓名 {name}    性别 {rng.choice('男女')}\n"
         f"住址 {address}\n电子邮箱 {email}\n"
         f"反映问题（请详细填写）\n{v['question']}\n"
-        f"登记人签字：＿＿＿＿    日期：{fake.date_this_year():%Y．%m．%d}"
+        f"登记人签字：＿＿＿＿    日期：{fake.date_between_dates(*WRITTEN_DAYS):%Y．%m．%d}"
     )
     return text, dict(v, email=email, address=address)
 

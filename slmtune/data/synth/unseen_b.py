@@ -22,17 +22,15 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from faker import Faker
 
 from slmtune.data.synth.complaints import COMPLAINT_SYSTEM_PROMPT
 from slmtune.data.synth.policy_pages import POLICY_SYSTEM_PROMPT
+from slmtune.data.synth.unseen import WRITTEN, WRITTEN_DAYS
 
 COMPLAINT_FORMS = ("chat", "letter", "webform", "voicemail")
-# the texts' own dates: a fixed range, not "this year so far" (that moves with the clock)
-WRITTEN = (datetime(2026, 1, 1), datetime(2026, 12, 3))
-WRITTEN_DAYS = (date(2026, 1, 1), date(2026, 12, 3))
 POLICY_FORMS = ("redhead", "article", "portal")
 
 # -- complaints ----------------------------------------------------------------------------
