@@ -2,8 +2,8 @@
 
 Each variant trains from the base with the demo's recipe (slmtune.demo.demo_recipe) on the
 same --train records of the task's training generator, then is scored, grounded, on the same
-records: its own test split (48, seed 2) and the held-out forms generator (--unseen records,
-seed 5; layouts written apart from the training generator, never used to train or tune).
+records: its own test split (48, seed 2) and the held-out forms sets A, B and C (--unseen
+records each, seed 5; layouts written apart from the training generator, never trained on).
 Variants, given as AUGMENT:EPOCHS (epochs over the augmented set):
   0:1     the demo recipe as it is (the baseline)
   1:0.5   one re-laid-out copy per record, the same optimizer steps as the baseline
@@ -22,7 +22,7 @@ import argparse
 import json
 from pathlib import Path
 
-from unseen import _score  # bench/unseen.py: one run scored per set and form
+from unseen import HELD_OUT, _score  # bench/unseen.py: one run scored per set and form
 
 import slmtune  # noqa: F401  (offline switches first)
 
@@ -58,8 +58,7 @@ def main() -> None:
     data = {
         "train": (args.task, args.train, 1),
         "test split": (args.task, 48, 2),
-        "unseen forms": (f"{args.task}-unseen", args.unseen, 5),
-        "unseen forms B": (f"{args.task}-unseen-b", args.unseen, 5),
+        **{name: (f"{args.task}-{g}", args.unseen, 5) for name, g in HELD_OUT.items()},
     }
     files = {}
     for name, (generator, n, seed) in data.items():
@@ -82,7 +81,7 @@ def main() -> None:
                                      max_new_tokens=args.max_new_tokens)  # fmt: skip
         scored = {
             name: _score(scoring, scores, files[name], "grounded", schema, verbatim_paths(schema))
-            for name in ("test split", "unseen forms", "unseen forms B")
+            for name in ("test split", *HELD_OUT)
         }
         results[variant] = {
             "augment": int(copies),
@@ -100,7 +99,7 @@ def main() -> None:
 def _write(args, study: str, code: str, results: dict) -> Path:
     out = {
         "benchmark": f"{args.task}: train --augment, scored grounded on the test split and "
-        "on held-out forms (sets A and B); demo recipe, same records for every variant",
+        "on held-out forms (sets A, B, C); demo recipe, same records for every variant",
         "train_records": args.train,
         "unseen_records": args.unseen,
         "machine": "2 CPU cores",

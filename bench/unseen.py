@@ -1,6 +1,6 @@
 """Quality on forms the model never saw: a run scored on its own test split and on the held-out
-forms generators (slmtune/data/synth/unseen.py, set A, and unseen_b.py, set B), with and
-without grounded (verbatim) decoding.
+forms generators (slmtune/data/synth/unseen.py, set A; unseen_b.py, set B; unseen_c.py, set C),
+with and without grounded (verbatim) decoding.
 
 Same run, same records, same batches; up to three decodings:
   grounded   the run's schema.json as training wrote it (copied fields marked verbatim, with
@@ -28,6 +28,8 @@ import slmtune  # noqa: F401  (offline switches first)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
+# the held-out forms sets, scored on seed 5: set name -> generator suffix of the task
+HELD_OUT = {"unseen forms": "unseen", "unseen forms B": "unseen-b", "unseen forms C": "unseen-c"}
 
 
 def main() -> None:
@@ -53,9 +55,10 @@ def main() -> None:
     _quiet_libraries()
     work = Path(args.workdir) / args.task
     work.mkdir(parents=True, exist_ok=True)
-    sets = {"unseen forms": work / "unseen.jsonl", "unseen forms B": work / "unseen_b.jsonl"}
-    write_jsonl(synthesize(f"{args.task}-unseen", args.unseen, seed=5), sets["unseen forms"])
-    write_jsonl(synthesize(f"{args.task}-unseen-b", args.unseen, seed=5), sets["unseen forms B"])
+    sets = {}
+    for name, generator in HELD_OUT.items():
+        sets[name] = work / f"{generator}.jsonl"
+        write_jsonl(synthesize(f"{args.task}-{generator}", args.unseen, seed=5), sets[name])
     test = Path(args.test) if args.test else work / "test.jsonl"
     if not args.test:
         write_jsonl(synthesize(args.task, 48, seed=2), test)

@@ -14,6 +14,10 @@ from slmtune.data.synth.unseen_b import (
     generate_unseen_b_complaints,
     generate_unseen_b_policy_pages,
 )
+from slmtune.data.synth.unseen_c import (
+    generate_unseen_c_complaints,
+    generate_unseen_c_policy_pages,
+)
 from slmtune.errors import SlmtuneError
 
 GENERATORS: dict[str, Callable[[int, int], list[dict]]] = {
@@ -24,6 +28,8 @@ GENERATORS: dict[str, Callable[[int, int], list[dict]]] = {
     "policy-pages-unseen": generate_unseen_policy_pages,
     "complaints-unseen-b": generate_unseen_b_complaints,
     "policy-pages-unseen-b": generate_unseen_b_policy_pages,
+    "complaints-unseen-c": generate_unseen_c_complaints,
+    "policy-pages-unseen-c": generate_unseen_c_policy_pages,
 }
 
 
