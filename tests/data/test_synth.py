@@ -132,3 +132,17 @@ def test_held_out_forms_are_labelled_like_the_task_and_share_no_layout(task, hel
     # no training text's first line (its layout's opening) starts a held-out text
     openings = {r["instruction"].splitlines()[0][:8] for r in trained}
     assert not any(r["instruction"][:8] in openings for r in unseen)
+
+
+def test_a_plea_after_the_complaint_is_said_but_never_part_of_it():
+    from slmtune.data.synth._fragments import PLEAS
+
+    pleaded = 0
+    for r, label in zip(RECORDS, LABELS, strict=True):
+        question = label["question"]
+        if question is None:
+            continue
+        assert not any(question.endswith(p) or p in question for p in PLEAS)
+        after = r["instruction"].split(question, 1)[1]
+        pleaded += any(after.lstrip("，。！ ").startswith(p) for p in PLEAS)
+    assert pleaded >= 100  # often right after it, in the same sentence or the next

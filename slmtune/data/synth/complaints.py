@@ -3,11 +3,14 @@
 Every label value is copied verbatim from the text (extraction is copying), or null when
 the text does not contain that field. Surface forms vary: field order, label words (with
 typos), separators (full- and half-width), greetings, filler, distractor numbers (phones,
-work orders, dates, amounts) that must not be extracted, and trailing noise. Five layouts:
+work orders, dates, amounts) that must not be extracted, and trailing noise. Six layouts:
 labelled fields, a narrative, a message with headers and a signature, a dialogue with an
-agent, and a complaint relayed by someone else. Other people appear too (staff, the relay,
-service mailboxes): their names and emails are never the answer. The question is the
-complaint itself: an address said in the same sentence is not part of it.
+agent (plain or time-stamped turns), a complaint relayed by someone else, and a transcribed
+call without punctuation. Other people appear too (staff, the relay, service mailboxes):
+their names and emails are never the answer. The question is the complaint itself (what
+happened, and a specific demand when there is one): a plea or a rhetorical question after it
+("，希望尽快处理", "，你们到底管不管？"), and the sender's name or address said in the same
+sentence, are not part of it.
 The complaint itself is composed from fragments, so thousands are distinct.
 """
 
@@ -45,7 +48,7 @@ def _record(rng: random.Random, fake: Faker) -> dict:
     label = {k: (None if rng.random() < DROP_RATE[k] else values[k]) for k in KEYS}
     if all(v is None for v in label.values()):
         label["question"] = values["question"]
-    layout = rng.choices(LAYOUTS, weights=[35, 30, 12, 12, 11])[0]
+    layout = rng.choices(LAYOUTS, weights=[30, 26, 12, 12, 10, 10])[0]
     text = layout(rng, fake, label)
     text = rng.choice(F.GREETINGS) + text
     trailer = rng.choice(F.TRAILERS)
@@ -66,7 +69,8 @@ def _labelled(rng: random.Random, fake: Faker, label: dict) -> str:
         "email": F.EMAIL_LABELS,
         "question": F.QUESTION_LABELS,
     }
-    parts = [f"{rng.choice(labels[k])}{rng.choice(F.SEPARATORS)}{v}" for k, v in label.items() if v]
+    said = {**label, "question": label["question"] and _urged(rng, label["question"])}
+    parts = [f"{rng.choice(labels[k])}{rng.choice(F.SEPARATORS)}{v}" for k, v in said.items() if v]
     rng.shuffle(parts)
     parts = _with_noise(rng, fake, parts)
     glue = rng.choice(F.FIELD_GLUE)
@@ -81,7 +85,11 @@ def _narrative(rng: random.Random, fake: Faker, label: dict) -> str:
     parts = ["，".join(intro)] if intro else []
     if label["question"]:
         where = rng.choice(F.INLINE_ADDRESS).format(v=label["address"]) if inline else ""
-        parts.append(label["question"] + where)
+        complaint = _urged(rng, label["question"] + where)
+        if parts and rng.random() < 0.3:  # the sender says who they are after the complaint
+            parts = [complaint + "，" + parts[0]]
+        else:
+            parts.append(complaint)
     if label["email"]:
         parts.insert(
             rng.randrange(len(parts) + 1), rng.choice(F.NARRATIVE_EMAIL).format(v=label["email"])
@@ -105,7 +113,7 @@ def _message(rng: random.Random, fake: Faker, label: dict) -> str:
     rng.shuffle(headers)
     body = [rng.choice(["您好：", "你好，", "相关负责人："])]
     if label["question"]:
-        body.append(label["question"] + rng.choice(["。", "！", ""]))
+        body.append(_urged(rng, label["question"]) + rng.choice(["。", "！", ""]))
     if label["address"]:
         body.append(rng.choice(F.NARRATIVE_ADDRESS).format(v=label["address"]) + "。")
     sign = [rng.choice(["--", "——", "祝好", "谢谢"])]
@@ -116,18 +124,26 @@ def _message(rng: random.Random, fake: Faker, label: dict) -> str:
 
 
 def _dialogue(rng: random.Random, fake: Faker, label: dict) -> str:
-    """A call or chat: an agent (with a name of their own) asks, the customer answers."""
+    """A call or chat: an agent (with a name of their own) asks, the customer answers; turns
+    as "who：what" or, like a chat export, a "who hh:mm" line above what was said."""
     agent = f"{rng.choice(F.STAFF_ROLES)}{fake.name()}"
-    me = rng.choice(["客户", "用户", "来电人", "我"])
-    turns = [f"{agent}：您好，请讲。"]
+    me = rng.choice(["客户", "用户", "来电人", "我", "业主", "居民"])
+    turns = [(agent, "您好，请讲。")]
     if label["question"]:
-        turns.append(f"{me}：{label['question']}。")
+        turns.append((me, f"{_urged(rng, label['question'])}。"))
     asks = {"name": "怎么称呼您？", "address": "地址是哪里？", "email": "邮箱方便留一个吗？"}
     for key in rng.sample(list(asks), 3):
         if label[key]:
-            turns += [f"{agent}：{asks[key]}", f"{me}：{label[key]}"]
-    turns.append(f"{agent}：{rng.choice(['好的，已登记', '收到，会尽快处理'])}。")
-    return "\n".join(turns)
+            turns += [(agent, asks[key]), (me, label[key])]
+    turns.append((agent, f"{rng.choice(['好的，已登记', '收到，会尽快处理'])}。"))
+    if rng.random() < 0.6:
+        return "\n".join(f"{who}：{what}" for who, what in turns)
+    minute = rng.randrange(8 * 60, 21 * 60)
+    stamped = []
+    for who, what in turns:
+        stamped.append(f"{who} {minute // 60:02d}:{minute % 60:02d}\n{what}")
+        minute += rng.randrange(0, 20)
+    return "\n".join(stamped)
 
 
 def _relayed(rng: random.Random, fake: Faker, label: dict) -> str:
@@ -138,14 +154,28 @@ def _relayed(rng: random.Random, fake: Faker, label: dict) -> str:
     if label["address"]:
         told.append(rng.choice(F.NARRATIVE_ADDRESS).format(v=label["address"]))
     if label["question"]:
-        told.append(label["question"])
+        told.insert(rng.randrange(len(told) + 1), _urged(rng, label["question"]))
     if label["email"]:
         told.append(rng.choice(F.NARRATIVE_EMAIL).format(v=label["email"]))
     tail = f"{rng.choice(['记录人邮箱', '联系邮箱（转办人）', '经办'])}：{_other_mail(rng, fake)}"
     return head + "“" + "，".join(told) + "。”\n" + tail
 
 
-LAYOUTS = [_labelled, _narrative, _message, _dialogue, _relayed]
+def _spoken(rng: random.Random, fake: Faker, label: dict) -> str:
+    """A transcribed call or voice message: clauses run on with spaces, fillers between."""
+    forms = {"name": F.NARRATIVE_NAME, "address": F.NARRATIVE_ADDRESS, "email": F.NARRATIVE_EMAIL}
+    said = [rng.choice(forms[k]).format(v=label[k]) for k in forms if label[k]]
+    rng.shuffle(said)
+    if label["question"]:
+        said.insert(rng.randrange(len(said) + 1), f"{rng.choice(F.SPOKEN)} {label['question']}")
+    said = [f"{rng.choice(F.SPOKEN)} 喂 你好", *said]
+    said.append(rng.choice([*F.PLEAS, "就这样", "就这样 拜拜", "嗯 好"]))
+    if rng.random() < 0.3:
+        said.insert(rng.randrange(1, len(said)), _distractor(rng))
+    return rng.choice(["", "[语音转写] ", "来电录音：", "（通话转写）"]) + " ".join(said)
+
+
+LAYOUTS = [_labelled, _narrative, _message, _dialogue, _relayed, _spoken]
 
 
 def _with_noise(rng: random.Random, fake: Faker, parts: list[str]) -> list[str]:
@@ -212,13 +242,20 @@ def _email(rng: random.Random, fake: Faker) -> str:
     return f"{user}@{rng.choice(F.EMAIL_DOMAINS)}" if style == 2 else f"{user}@{fake.domain_name()}"
 
 
+def _urged(rng: random.Random, complaint: str) -> str:
+    """The complaint as said: often followed by a plea that is not part of it."""
+    if rng.random() < 0.45:
+        return complaint + rng.choice(["，", "，", "。", "！", " "]) + rng.choice(F.PLEAS)
+    return complaint
+
+
 def _complaint(rng: random.Random) -> str:
     subjects, problems = F.DOMAINS[rng.choice(list(F.DOMAINS))]
     pieces = [
         rng.choice(subjects) + rng.choice(problems),
         rng.choice(F.DURATIONS),
         rng.choice(F.CONSEQUENCES),
-        rng.choice(F.DEMANDS),
+        rng.choice(F.DEMANDS) if rng.random() < 0.35 else "",
     ]
     if rng.random() < 0.25:  # a second problem in the same domain
         pieces.insert(1, "而且" + rng.choice(problems))
