@@ -161,8 +161,18 @@ PLEAS = [
 # spoken fillers of a transcribed call or voice message
 SPOKEN = ["嗯", "那个", "就是", "呃", "然后", "对", "喂"]
 
-NAME_LABELS = ["姓名", "名字", "联系人", "投诉人", "客户姓名", "本人姓名", "称呼", "户主"]
-ADDRESS_LABELS = ["地址", "住址", "家庭住址", "所在地址", "联系地址", "详细地址", "地扯", "位置"]
+NAME_LABELS = ["姓名", "名字", "联系人", "投诉人", "客户姓名", "本人姓名", "称呼", "户主", "Name"]
+ADDRESS_LABELS = [
+    "地址",
+    "住址",
+    "家庭住址",
+    "所在地址",
+    "联系地址",
+    "详细地址",
+    "地扯",
+    "位置",
+    "Address",
+]
 EMAIL_LABELS = ["邮箱", "电子邮箱", "email", "E-mail", "邮件", "Email地址", "联系邮箱", "油箱"]
 QUESTION_LABELS = [
     "问题",
@@ -173,7 +183,10 @@ QUESTION_LABELS = [
     "具体问题",
     "问题描述",
     "投诉事项",
+    "Complaint",
 ]
+# what a form shows in a field the sender left empty: the field is absent (null)
+EMPTY = ["无", "暂无", "-", "/", "（未填写）", "不详", "N/A", "", "匿名", "（空）", "未留"]
 SEPARATORS = ["：", ":", "：", " : ", "：　", "是", " ", "-"]
 FIELD_GLUE = ["\n", "\n", "，", "；", " | ", "  ", "。", "\n\n", ", "]
 
@@ -227,6 +240,7 @@ BUILDING = ["", "", "{a}栋{b}单元{c}室", "{a}号楼{c}", "{a}幢{c}号", "{a
 
 # Other people a complaint mentions (staff, relays, service mailboxes): never the answer.
 STAFF_ROLES = ["客服", "维修师傅", "营业员", "经理", "工作人员", "片区负责人", "值班员", "安装工"]
+HANDLER_LABELS = ["承办人", "经办人", "受理人", "处理人", "记录人", "受理坐席", "派单员"]
 STAFF_SAYS = ["说会处理", "让我再等等", "说不归他们管", "答应三天内回复", "说要走流程"]
 OTHER_MAIL_LABELS = ["客服邮箱", "抄送", "官方邮箱", "工作人员邮箱", "受理邮箱", "经办人邮箱"]
 RELAYS = ["社区网格员", "热线话务员", "村委会", "驻点工作人员", "楼栋长", "志愿者"]

@@ -4,11 +4,12 @@ Every label value is copied verbatim from the text (extraction is copying), or n
 the text does not contain that field. Surface forms vary: field order, label words (with
 typos), separators (full- and half-width), greetings, filler, distractor numbers (phones,
 work orders, dates, amounts) that must not be extracted, and trailing noise. Six layouts:
-labelled fields, a narrative, a message with headers and a signature, a dialogue with an
-agent (plain or time-stamped turns), a complaint relayed by someone else, and a transcribed
-call without punctuation. Other people appear too (staff, the relay, service mailboxes):
-their names and emails are never the answer. The question is the complaint itself (what
-happened, and a specific demand when there is one): a plea or a rhetorical question after it
+labelled fields (an absent one sometimes shown with a placeholder: 无, N/A, -), a narrative,
+a message with headers and a signature, a dialogue with an agent (plain or time-stamped
+turns), a complaint relayed by someone else, and a transcribed call without punctuation.
+Other people appear too (staff, case handlers, the relay, service mailboxes): their names
+and emails are never the answer. The question is the complaint itself (what happened, and
+a specific demand when there is one): a plea or a rhetorical question after it
 ("，希望尽快处理", "，你们到底管不管？"), and the sender's name or address said in the same
 sentence, are not part of it.
 The complaint itself is composed from fragments, so thousands are distinct.
@@ -70,7 +71,13 @@ def _labelled(rng: random.Random, fake: Faker, label: dict) -> str:
         "question": F.QUESTION_LABELS,
     }
     said = {**label, "question": label["question"] and _urged(rng, label["question"])}
-    parts = [f"{rng.choice(labels[k])}{rng.choice(F.SEPARATORS)}{v}" for k, v in said.items() if v]
+    blank = rng.random() < 0.4  # an absent field shown empty, like a form's export
+    said = {k: (rng.choice(F.EMPTY) if v is None and blank else v) for k, v in said.items()}
+    parts = [
+        f"{rng.choice(labels[k])}{rng.choice(F.SEPARATORS)}{v}"
+        for k, v in said.items()
+        if v is not None
+    ]
     rng.shuffle(parts)
     parts = _with_noise(rng, fake, parts)
     glue = rng.choice(F.FIELD_GLUE)
@@ -191,8 +198,11 @@ def _with_noise(rng: random.Random, fake: Faker, parts: list[str]) -> list[str]:
 
 
 def _third_party(rng: random.Random, fake: Faker) -> str:
-    if rng.random() < 0.5:
+    kind = rng.random()
+    if kind < 0.35:
         return f"{rng.choice(F.STAFF_ROLES)}{fake.name()}{rng.choice(F.STAFF_SAYS)}"
+    if kind < 0.6:
+        return f"{rng.choice(F.HANDLER_LABELS)}{rng.choice(F.SEPARATORS)}{fake.name()}"
     return f"{rng.choice(F.OTHER_MAIL_LABELS)}：{_other_mail(rng, fake)}"
 
 

@@ -93,7 +93,9 @@ def _dwelling(rng: random.Random, fake: Faker) -> str:
 
 def _post(rng, fake, v):
     mentions = " ".join(rng.sample(COMPANIES, 2))
-    body = f"{mentions} #{rng.choice(['投诉', '维权', '曝光'])}# {v['question']}，{rng.choice(PLEAS)}"
+    body = (
+        f"{mentions} #{rng.choice(['投诉', '维权', '曝光'])}# {v['question']}，{rng.choice(PLEAS)}"
+    )
     if v["address"]:
         body += f" 坐标{v['address']}"
     if v["email"]:
