@@ -1,9 +1,8 @@
 """Continuous batching: one decode loop that requests join and leave between steps.
 
-`model.generate()` decodes a fixed batch until its longest answer ends, so one answer that
-runs to its token limit keeps every finished row waiting. Here each step is one forward pass
-over the rows in flight: a row that ends leaves at once, and new rows are prefilled and join
-before the next step, so the batch stays full while work is waiting.
+`model.generate()` decodes a fixed batch until its longest answer ends. Here each step is one
+forward pass over the rows in flight: a row that ends leaves at once, and new rows are
+prefilled and join before the next step, so the batch stays full while work is waiting.
 
 Rows share one KV cache (infer/kv_cache.py: a transformers DynamicCache whose layers grow
 into spare room instead of concatenating every step), left-padded to a common width: the
@@ -12,8 +11,8 @@ row uses any more are cut off when rows leave. Every row has its own token limit
 tokens, grammar (xgrammar token masks), temperature/top-p and seed, and on a multi-adapter
 PEFT model its own LoRA adapter (PEFT's mixed-batch `adapter_names`, "__base__" = off).
 
-On a CPU with bf16 matmul (AVX512-BF16 or AMX) and fp32 weights, the loop multiplies by
-bf16 copies of the weights (infer/bf16.py; SLMTUNE_BF16_MATMUL to compare).
+On a CPU with bf16 matmul (AVX512-BF16 or AMX) and fp32 weights, the loop multiplies by bf16
+copies of the weights (infer/bf16.py; SLMTUNE_BF16_MATMUL to compare).
 
 The LM head is the biggest matmul of a small model with a large vocabulary (Gemma-3:
 640 x 262k, more than the rest of the 270M model), so it is applied after the masks, not
@@ -33,12 +32,11 @@ whole prefill gives (tested, logprobs included); SLMTUNE_PREFIX_CACHE=0 prefills
 prompt whole, for comparison.
 
 A greedy row also feeds a few drafted tokens per step (infer/drafting.py: what its grammar
-forces, else what followed its last tokens in the prompt), checked in the same pass and kept
-as far as the real choice agrees; SLMTUNE_DRAFT=0 feeds one token per row, for comparison.
+forces, else what followed its last tokens in the prompt), checked in the same pass and kept as
+far as the real choice agrees; SLMTUNE_DRAFT=0 feeds one token per row, for comparison.
 
-Why not transformers' ContinuousBatchingManager: its per-request logits processors carry one
-number per request (a temperature, a top-p), not a grammar's token mask, so constrained
-decoding cannot ride on it; this loop needs only the model's public forward and cache API.
+Not transformers' ContinuousBatchingManager: its per-request logits processors carry a number
+(a temperature, a top-p), not a grammar's token mask.
 """
 
 from __future__ import annotations
@@ -65,10 +63,10 @@ from slmtune.infer.kv_cache import (
     rows_in,
     select_rows,
 )
+from slmtune.infer.sampling import MIN_TEMPERATURE, sample
 from slmtune.infer.token_masks import allowed_bits, popcount, set_bits
 
 SPARSE_MAX = 2048  # a row whose masks leave at most this many tokens gets only their logits
-MIN_TEMPERATURE = 1e-4  # below it a row is greedy: logits / ~0 would overflow to inf / NaN
 PREFILL_ROWS = 4  # prompts per prefill forward: 1 and 16 measured slower on 2 CPU cores
 
 
@@ -96,6 +94,9 @@ class Row:
     @property
     def sampled(self) -> bool:
         return self.temperature >= MIN_TEMPERATURE
+
+    def sample(self, logits: torch.Tensor) -> int:
+        return sample(logits, self.temperature, self.top_p, self.generator)
 
     def _start(self) -> None:
         self.matcher = None
@@ -366,7 +367,7 @@ class DecodeLoop:
         for (i, ids), logits in zip(few.items(), self._logits_of(hidden, few), strict=True):
             row = rows[i]
             try:
-                pick = _sample(logits, row) if row.sampled else int(logits.argmax())
+                pick = row.sample(logits) if row.sampled else int(logits.argmax())
                 tokens[i] = ids[pick]
                 if row.logprobs is not None:  # under the masks: the choices left
                     row.logprobs.append(float(torch.log_softmax(logits, -1)[pick]))
@@ -448,7 +449,7 @@ class DecodeLoop:
         for i, row in enumerate(rows):
             if row.sampled and row.finish is None:
                 try:
-                    tokens[i] = _sample(logits[i].cpu(), row)
+                    tokens[i] = row.sample(logits[i].cpu())
                 except Exception as exc:
                     row._fail(exc)
         for i, row in enumerate(rows):
@@ -497,17 +498,3 @@ def _switch(name: str) -> bool:
     if wanted not in ("0", "1"):
         raise ConfigError(f"{name}={wanted}: use 0 or 1")
     return wanted == "1"
-
-
-def _sample(logits: torch.Tensor, row: Row) -> int:
-    """Temperature / top-p sampling in float64; NaN-safe: with no finite probability mass
-    left (NaN logits from the model) the row falls back to the best finite logit."""
-    probs = torch.softmax(logits.double() / row.temperature, dim=-1).nan_to_num(0.0)
-    if row.top_p < 1:
-        sorted_probs, order = probs.sort(descending=True)
-        outside = sorted_probs.cumsum(0) - sorted_probs > row.top_p  # keep the nucleus
-        sorted_probs[outside] = 0
-        probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
-    if not probs.sum() > 0:
-        return int(logits.nan_to_num(float("-inf")).argmax())
-    return int(torch.multinomial(probs, 1, generator=row.generator))

@@ -246,14 +246,12 @@ def test_a_near_zero_temperature_is_greedy(loaded):
 
 
 def test_sampling_survives_nan_logits():
-    from slmtune.infer.decode import _sample
-
     row = Row([1], 4, frozenset(), temperature=0.7, seed=0)
     row._start()
-    assert 0 <= _sample(torch.full((16,), float("nan")), row) < 16
+    assert 0 <= row.sample(torch.full((16,), float("nan"))) < 16
     logits = torch.full((16,), float("nan"))
     logits[5] = 1.0
-    assert _sample(logits, row) == 5
+    assert row.sample(logits) == 5
 
 
 def test_answers_match_a_no_cache_reference_past_the_sliding_window(loaded, monkeypatch):

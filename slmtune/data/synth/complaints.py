@@ -29,7 +29,7 @@ COMPLAINT_SYSTEM_PROMPT = (
     "question，值为文本中提取出来的内容。"
 )
 KEYS = ("name", "address", "email", "question")
-DROP_RATE = {"name": 0.12, "address": 0.12, "email": 0.15, "question": 0.06}
+DROP_RATE = {"name": 0.2, "address": 0.2, "email": 0.25, "question": 0.06}
 
 
 def generate_complaints(n: int, seed: int) -> list[dict]:
@@ -85,10 +85,8 @@ def _labelled(rng: random.Random, fake: Faker, label: dict) -> str:
 
 
 def _narrative(rng: random.Random, fake: Faker, label: dict) -> str:
-    forms = {"name": F.NARRATIVE_NAME, "address": F.NARRATIVE_ADDRESS, "email": F.NARRATIVE_EMAIL}
     inline = label["address"] and label["question"] and rng.random() < 0.35
-    said = ("name",) if inline else ("name", "address")
-    intro = [rng.choice(forms[k]).format(v=label[k]) for k in said if label[k]]
+    intro = _introduced(rng, label["name"], None if inline else label["address"])
     parts = ["，".join(intro)] if intro else []
     if label["question"]:
         where = rng.choice(F.INLINE_ADDRESS).format(v=label["address"]) if inline else ""
@@ -157,9 +155,7 @@ def _relayed(rng: random.Random, fake: Faker, label: dict) -> str:
     """Someone else passes the complaint on and adds their own name and mailbox."""
     relay = f"{rng.choice(F.RELAYS)}{fake.name()}"
     head = f"{relay}{rng.choice(F.RELAY_VERBS)}："
-    told = [rng.choice(F.NARRATIVE_NAME).format(v=label["name"])] if label["name"] else []
-    if label["address"]:
-        told.append(rng.choice(F.NARRATIVE_ADDRESS).format(v=label["address"]))
+    told = _introduced(rng, label["name"], label["address"])
     if label["question"]:
         told.insert(rng.randrange(len(told) + 1), _urged(rng, label["question"]))
     if label["email"]:
@@ -250,6 +246,15 @@ def _email(rng: random.Random, fake: Faker) -> str:
         return f"{rng.randrange(10**5, 10**10)}@qq.com"
     user = fake.user_name() + (str(rng.randrange(1, 9999)) if rng.random() < 0.5 else "")
     return f"{user}@{rng.choice(F.EMAIL_DOMAINS)}" if style == 2 else f"{user}@{fake.domain_name()}"
+
+
+def _introduced(rng: random.Random, name: str | None, address: str | None) -> list[str]:
+    """How the sender says who and where they are: "我是…", "住在…", or in one clause
+    "我是{address}的住户{name}"."""
+    if name and address and rng.random() < 0.25:
+        return [f"{rng.choice(['我是', '本人是'])}{address}的{rng.choice(F.RESIDENTS)}{name}"]
+    said = [rng.choice(F.NARRATIVE_NAME).format(v=name)] if name else []
+    return said + ([rng.choice(F.NARRATIVE_ADDRESS).format(v=address)] if address else [])
 
 
 def _urged(rng: random.Random, complaint: str) -> str:
