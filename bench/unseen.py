@@ -39,6 +39,8 @@ def main() -> None:
     p.add_argument("--test", help="the run's own test split (default: 48 fresh records, seed 2)")
     p.add_argument("--unseen", type=int, default=240, help="held-out-form records (seed 5)")
     p.add_argument("--no-test", action="store_true", help="score the held-out forms only")
+    p.add_argument("--sets", nargs="+", choices=list(HELD_OUT), default=list(HELD_OUT),
+                   help="the held-out sets to score (default: all)")  # fmt: skip
     p.add_argument("--grounded-only", action="store_true", help="skip the free decoding")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-new-tokens", type=int, default=256)
@@ -56,7 +58,8 @@ def main() -> None:
     work = Path(args.workdir) / args.task
     work.mkdir(parents=True, exist_ok=True)
     sets = {}
-    for name, generator in HELD_OUT.items():
+    for name in args.sets:
+        generator = HELD_OUT[name]
         sets[name] = work / f"{generator}.jsonl"
         write_jsonl(synthesize(f"{args.task}-{generator}", args.unseen, seed=5), sets[name])
     test = Path(args.test) if args.test else work / "test.jsonl"

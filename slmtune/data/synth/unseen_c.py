@@ -20,7 +20,6 @@ Policy page forms
 
 from __future__ import annotations
 
-import json
 import random
 from datetime import date, timedelta
 
@@ -29,6 +28,7 @@ from faker import Faker
 from slmtune.data.synth.complaints import COMPLAINT_SYSTEM_PROMPT
 from slmtune.data.synth.policy_pages import POLICY_SYSTEM_PROMPT
 from slmtune.data.synth.unseen import WRITTEN, WRITTEN_DAYS
+from slmtune.data.synth.unseen_b import _record  # a held-out alpaca record with its form
 
 COMPLAINT_FORMS = ("post", "crm", "reply", "table")
 POLICY_FORMS = ("gazette", "bilingual", "brackets")
@@ -72,11 +72,6 @@ def generate_unseen_c_complaints(n: int, seed: int) -> list[dict]:
             assert value is None or value in text, (form, key, value)  # copied, by construction
         records.append(_record(COMPLAINT_SYSTEM_PROMPT, text, label, form))
     return records
-
-
-def _record(system: str, text: str, label: dict, form: str) -> dict:
-    output = json.dumps(label, ensure_ascii=False)
-    return {"system": system, "instruction": text, "input": "", "output": output, "form": form}
 
 
 def _dwelling(rng: random.Random, fake: Faker) -> str:
