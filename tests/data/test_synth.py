@@ -146,14 +146,3 @@ def test_a_plea_after_the_complaint_is_said_but_never_part_of_it():
         after = r["instruction"].split(question, 1)[1]
         pleaded += any(after.lstrip("，。！ ").startswith(p) for p in PLEAS)
     assert pleaded >= 100  # often right after it, in the same sentence or the next
-
-
-def test_an_addressee_line_above_a_page_body_is_not_content():
-    from slmtune.data.synth.policy_pages import ADDRESSEES
-
-    addressed = 0
-    for r in POLICY:
-        content = json.loads(r["output"])["content"]
-        assert not any(a in content for a in ADDRESSEES)
-        addressed += any(a in r["instruction"] for a in ADDRESSEES)
-    assert addressed >= len(POLICY) // 5

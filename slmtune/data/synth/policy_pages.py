@@ -8,8 +8,7 @@ attachments, editor and related links, share and print buttons, and a footer wit
 ICP and 公安 filing numbers and phone numbers. Lines may be flattened onto one.
 Rule for the label: `publishtime` is the 发布日期/发布时间 of the page, normalised to
 YYYY-MM-DD (成文日期, the drafting date, is a distractor); `title` is the heading;
-`content` is the body text exactly as it appears; an addressee line above it (各有关单位：)
-is not part of it, nor is the issuer's signature and date below it.
+`content` is the body text exactly as it appears.
 """
 
 from __future__ import annotations
@@ -61,7 +60,7 @@ WRAPPERS = [
 ]
 BODY = [
     "为深入贯彻落实党中央、国务院关于{t}的决策部署，结合本地实际，制定本{k}。",
-    "现将《{p}{t}{k}》印发给你们，请认真贯彻执行。",
+    "各区人民政府、市政府各部门、各直属机构：现将《{p}{t}{k}》印发给你们，请认真贯彻执行。",
     "本{k}自发布之日起施行，有效期{n}年。",
     "到{y}年，全市{t}工作取得明显成效，相关指标达到全省先进水平。",
     "各级各部门要加强组织领导，明确责任分工，确保各项措施落地见效。",
@@ -74,12 +73,6 @@ BODY = [
     "二、支持方式。采取先建后补、以奖代补等方式给予支持。",
     "三、申报程序。符合条件的单位于每年{mo}月底前向所在区主管部门提出申请。",
     "第{c}条 市{i}应当会同有关部门建立{t}统计监测制度。",
-]
-ADDRESSEES = [
-    "各区人民政府、市政府各部门、各直属机构：",
-    "各县（市、区）人民政府，市直各单位：",
-    "各有关单位：",
-    "各乡镇人民政府、街道办事处，区政府各部门：",
 ]
 NAV = ["首页", "政务公开", "政策文件", "政策解读", "互动交流", "办事服务", "数据发布", "专题专栏"]
 
@@ -118,10 +111,7 @@ def _page(rng: random.Random, fake: Faker) -> dict:
     under = "" if table else _source_line(rng, place, issuer, published)
     paragraphs = rng.random() < 0.25 and sentences.count("。") > 2
     content = sentences.replace("。", "。\n", 1) if paragraphs else sentences
-    to = rng.choice(ADDRESSEES) if rng.random() < 0.35 else ""
-    signed = f"{place}{issuer}\n{_fmt(drafted, rng)}" if rng.random() < 0.3 else ""
-    footer = _footer(rng, fake, place, topic, kind, published)
-    parts = [*head, title, under, to, content, signed, *footer]
+    parts = [*head, title, under, content, *_footer(rng, fake, place, topic, kind, published)]
     text = rng.choice(["\n", "\n\n", "\n", " "]).join(p for p in parts if p)
     label = {"title": title, "publishtime": published.isoformat(), "content": content}
     return {
@@ -162,7 +152,7 @@ def _navigation(rng, fake, place, title, published) -> list[str]:
             ]
         ),
     ]
-    if rng.random() < 0.35:  # a side list of other documents, each with its date
+    if rng.random() < 0.25:  # a side list of other documents, each with its date
         lines += [sections[1], *(_other_document(rng, fake, published) for _ in range(3))]
     return lines
 
