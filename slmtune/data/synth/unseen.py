@@ -87,13 +87,14 @@ def _complaint(text: str, label: dict, form: str) -> dict:
     label = {k: label.get(k) for k in ("name", "address", "email", "question")}
     for key, value in label.items():
         assert value is None or value in text, (form, key, value)  # copied, by construction
-    return {
-        "system": COMPLAINT_SYSTEM_PROMPT,
-        "instruction": text,
-        "input": "",
-        "output": json.dumps(label, ensure_ascii=False),
-        "form": form,
-    }
+    return held_out_record(COMPLAINT_SYSTEM_PROMPT, text, label, form)
+
+
+def held_out_record(system: str, text: str, label: dict, form: str) -> dict:
+    """An alpaca record of a held-out set, with the `form` its text was written in (every set
+    builds its records here)."""
+    output = json.dumps(label, ensure_ascii=False)
+    return {"system": system, "instruction": text, "input": "", "output": output, "form": form}
 
 
 def _home(rng: random.Random, fake: Faker) -> str:
@@ -246,15 +247,7 @@ def generate_unseen_policy_pages(n: int, seed: int) -> list[dict]:
         label = {"title": page["title"], "publishtime": page["date"].isoformat(),
                  "content": page["content"]}  # fmt: skip
         assert page["title"] in text and page["content"] in text, form
-        records.append(
-            {
-                "system": POLICY_SYSTEM_PROMPT,
-                "instruction": text,
-                "input": "",
-                "output": json.dumps(label, ensure_ascii=False),
-                "form": form,
-            }
-        )
+        records.append(held_out_record(POLICY_SYSTEM_PROMPT, text, label, form))
     return records
 
 

@@ -20,7 +20,6 @@ Policy page forms
 
 from __future__ import annotations
 
-import json
 import random
 from datetime import date, timedelta
 
@@ -28,7 +27,7 @@ from faker import Faker
 
 from slmtune.data.synth.complaints import COMPLAINT_SYSTEM_PROMPT
 from slmtune.data.synth.policy_pages import POLICY_SYSTEM_PROMPT
-from slmtune.data.synth.unseen import WRITTEN, WRITTEN_DAYS
+from slmtune.data.synth.unseen import WRITTEN, WRITTEN_DAYS, held_out_record
 
 COMPLAINT_FORMS = ("chat", "letter", "webform", "voicemail")
 POLICY_FORMS = ("redhead", "article", "portal")
@@ -68,13 +67,8 @@ def generate_unseen_b_complaints(n: int, seed: int) -> list[dict]:
         text = B_FORMS[form](rng, fake, label)
         for key, value in label.items():
             assert value is None or value in text, (form, key, value)  # copied, by construction
-        records.append(_record(COMPLAINT_SYSTEM_PROMPT, text, label, form))
+        records.append(held_out_record(COMPLAINT_SYSTEM_PROMPT, text, label, form))
     return records
-
-
-def _record(system: str, text: str, label: dict, form: str) -> dict:
-    output = json.dumps(label, ensure_ascii=False)
-    return {"system": system, "instruction": text, "input": "", "output": output, "form": form}
 
 
 def _flat(rng: random.Random, fake: Faker) -> str:
@@ -193,7 +187,7 @@ def generate_unseen_b_policy_pages(n: int, seed: int) -> list[dict]:
         text = PAGE_B_FORMS[form](rng, fake, page)
         assert title in text and content in text, form
         label = {"title": title, "publishtime": published.isoformat(), "content": content}
-        records.append(_record(POLICY_SYSTEM_PROMPT, text, label, form))
+        records.append(held_out_record(POLICY_SYSTEM_PROMPT, text, label, form))
     return records
 
 

@@ -27,8 +27,7 @@ from faker import Faker
 
 from slmtune.data.synth.complaints import COMPLAINT_SYSTEM_PROMPT
 from slmtune.data.synth.policy_pages import POLICY_SYSTEM_PROMPT
-from slmtune.data.synth.unseen import WRITTEN, WRITTEN_DAYS
-from slmtune.data.synth.unseen_b import _record  # a held-out alpaca record with its form
+from slmtune.data.synth.unseen import WRITTEN, WRITTEN_DAYS, held_out_record
 
 COMPLAINT_FORMS = ("post", "crm", "reply", "table")
 POLICY_FORMS = ("gazette", "bilingual", "brackets")
@@ -70,7 +69,7 @@ def generate_unseen_c_complaints(n: int, seed: int) -> list[dict]:
         text = C_FORMS[form](rng, fake, label)
         for key, value in label.items():
             assert value is None or value in text, (form, key, value)  # copied, by construction
-        records.append(_record(COMPLAINT_SYSTEM_PROMPT, text, label, form))
+        records.append(held_out_record(COMPLAINT_SYSTEM_PROMPT, text, label, form))
     return records
 
 
@@ -197,7 +196,7 @@ def generate_unseen_c_policy_pages(n: int, seed: int) -> list[dict]:
         text = PAGE_C_FORMS[form](rng, fake, page)
         assert title in text and content in text, form
         label = {"title": title, "publishtime": published.isoformat(), "content": content}
-        records.append(_record(POLICY_SYSTEM_PROMPT, text, label, form))
+        records.append(held_out_record(POLICY_SYSTEM_PROMPT, text, label, form))
     return records
 
 
