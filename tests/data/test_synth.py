@@ -110,12 +110,12 @@ def test_other_peoples_names_and_mailboxes_are_never_the_answer():
     assert seen >= 50
 
 
-@pytest.mark.parametrize("held_out", ["unseen", "unseen-b", "unseen-c"])
+@pytest.mark.parametrize("held_out", ["unseen", "unseen-b", "unseen-c", "unseen-d"])
 @pytest.mark.parametrize("task", ["complaints", "policy-pages"])
 def test_held_out_forms_are_labelled_like_the_task_and_share_no_layout(task, held_out):
-    from slmtune.data.synth import unseen, unseen_b, unseen_c
+    from slmtune.data.synth import unseen, unseen_b, unseen_c, unseen_d
 
-    sets = {"unseen": unseen, "unseen-b": unseen_b, "unseen-c": unseen_c}
+    sets = {"unseen": unseen, "unseen-b": unseen_b, "unseen-c": unseen_c, "unseen-d": unseen_d}
     unseen = synthesize(f"{task}-{held_out}", 60, seed=0)
     assert unseen == synthesize(f"{task}-{held_out}", 60, seed=0)
     module = sets[held_out]

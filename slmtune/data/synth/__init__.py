@@ -18,6 +18,10 @@ from slmtune.data.synth.unseen_c import (
     generate_unseen_c_complaints,
     generate_unseen_c_policy_pages,
 )
+from slmtune.data.synth.unseen_d import (
+    generate_unseen_d_complaints,
+    generate_unseen_d_policy_pages,
+)
 from slmtune.errors import SlmtuneError
 
 GENERATORS: dict[str, Callable[[int, int], list[dict]]] = {
@@ -30,6 +34,8 @@ GENERATORS: dict[str, Callable[[int, int], list[dict]]] = {
     "policy-pages-unseen-b": generate_unseen_b_policy_pages,
     "complaints-unseen-c": generate_unseen_c_complaints,
     "policy-pages-unseen-c": generate_unseen_c_policy_pages,
+    "complaints-unseen-d": generate_unseen_d_complaints,
+    "policy-pages-unseen-d": generate_unseen_d_policy_pages,
 }
 
 
