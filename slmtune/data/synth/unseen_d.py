@@ -121,8 +121,11 @@ def _json(rng, fake, v):
                 "lng": round(rng.uniform(100, 125), 6),
                 "lat": round(rng.uniform(20, 45), 6),
             },
-            "feedback": {"type": "投诉", "text": f"{v['question']}，{rng.choice(PLEAS)}",
-                         "images": []},  # fmt: skip
+            "feedback": {
+                "type": "投诉",
+                "text": f"{v['question']}，{rng.choice(PLEAS)}",
+                "images": [],
+            },  # fmt: skip
             "ts": rng.randrange(1767225600, 1796256000),
         },
     }
