@@ -45,9 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="demo_out", help="where data, run and report go")
     parser.add_argument("--train", type=int, default=480, help="training records")
     parser.add_argument("--test", type=int, default=48, help="held-out test records")
-    parser.add_argument(
-        "--unseen", type=int, default=48, help="records in held-out forms (set B, never tuned on)"
-    )
+    parser.add_argument("--unseen", type=int, default=48, help="records in held-out forms (set B)")
     parser.add_argument("--epochs", type=float, default=1.0, help="over records (+ copies)")
     parser.add_argument("--augment", type=int, default=0, help="re-laid-out copies per record")
     parser.add_argument("--lr", type=float, default=4e-4)

@@ -96,6 +96,16 @@ def test_policy_layouts_vary_where_the_title_and_the_date_stand():
     assert any(t.count("\n") == 0 for t in texts)  # flattened by the crawler
 
 
+def test_policy_bodies_come_in_paragraphs_and_never_start_with_the_addressee_line():
+    from slmtune.data.synth.policy_pages import ADDRESSEES
+
+    contents = [json.loads(r["output"])["content"] for r in POLICY]
+    addressed = [r for r in POLICY if any(a in r["instruction"] for a in ADDRESSEES)]
+    assert len(addressed) >= 0.2 * len(POLICY)
+    assert not any(a in c for a in ADDRESSEES for c in contents)
+    assert any("\n\n" in c for c in contents) and any("\n\u3000\u3000" in c for c in contents)
+
+
 def test_other_peoples_names_and_mailboxes_are_never_the_answer():
     from slmtune.data.synth._fragments import STAFF_ROLES
 
@@ -108,6 +118,28 @@ def test_other_peoples_names_and_mailboxes_are_never_the_answer():
         for name in staff.findall(r["instruction"]):
             assert label["name"] != name
     assert seen >= 50
+
+
+def test_handles_regions_titles_and_other_cases_are_said_but_never_the_answer():
+    from slmtune.data.synth import _fragments as F
+
+    said = {"handle": 0, "region": 0, "other case": 0}
+    for r, label in zip(RECORDS, LABELS, strict=True):
+        text = r["instruction"]
+        for handle in re.findall("(?:" + "|".join(F.HANDLE_LABELS) + r")\S{0,3}?([a-z]\w+)", text):
+            assert label["name"] != handle
+            said["handle"] += 1
+        for region in F.REGIONS:
+            if any(f"{k}：{region}" in text or f"{k} {region}" in text for k in F.REGION_LABELS):
+                assert label["address"] != region
+                said["region"] += 1
+        for case in re.findall(
+            "(?:历史工单：|关联工单：|上次反映的“|也说|楼下[\u4e00-\u9fff]{2,3}：)([^（”。\n]+)",
+            text,
+        ):
+            assert label["question"] != case
+            said["other case"] += 1
+    assert all(n >= 5 for n in said.values()), said
 
 
 @pytest.mark.parametrize("held_out", ["unseen", "unseen-b", "unseen-c", "unseen-d"])
@@ -135,14 +167,16 @@ def test_held_out_forms_are_labelled_like_the_task_and_share_no_layout(task, hel
 
 
 def test_a_plea_after_the_complaint_is_said_but_never_part_of_it():
-    from slmtune.data.synth._fragments import PLEAS
+    from slmtune.data.synth import _fragments as F
 
+    # a plea is a known phrase or one composed from parts; these are how each kind starts
+    starts = (*F.PLEAS, *F.PLEA_ASK, *F.OUTCRIES, *F.ASKED, "还有没有", "这合理", "难道", "这叫")
     pleaded = 0
     for r, label in zip(RECORDS, LABELS, strict=True):
         question = label["question"]
         if question is None:
             continue
-        assert not any(p in question for p in PLEAS)
+        assert not any(p in question for p in (*F.PLEAS, *F.OUTCRIES))
         after = r["instruction"].split(question, 1)[1]
-        pleaded += any(after.lstrip("，。！ ").startswith(p) for p in PLEAS)
+        pleaded += any(after.lstrip("，。！ ").startswith(p) for p in starts)
     assert pleaded >= 100  # often right after it, in the same sentence or the next

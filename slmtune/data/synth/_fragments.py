@@ -131,16 +131,19 @@ CONSEQUENCES = [
     "邻居们也都有同样的问题",
     "客服每次都让我再等等",
 ]
-# what the complainant asks for specifically: part of the complaint (its label)
+# what the complainant claims specifically (always "要求…", so it reads apart from a plea to
+# hurry, which starts 请/希望/麻烦…): part of the complaint (its label)
 DEMANDS = [
     "要求退还多收的费用",
     "要求上门重新检修",
     "要求更换新表",
     "要求赔偿损失",
-    "希望彻底修好不要再出问题",
-    "请核实后把钱退给我",
+    "要求彻底修好",
+    "要求核实后把钱退给我",
     "要求恢复原来的套餐",
-    "希望把维修记录调出来查一下",
+    "要求把维修记录调出来查一下",
+    "要求免除违约金",
+    "要求按合同赔偿",
 ]
 # urging, courtesy and indignation after the complaint: never part of it
 PLEAS = [
@@ -164,6 +167,18 @@ PLEAS = [
     "求帮助！",
     "速回",
 ]
+# pleas composed from parts (ask + how soon + what to do + how it ends), so that `question`
+# ends where the urging starts, not where a known phrase starts
+PLEA_ASK = ["请", "麻烦", "希望", "恳请", "望", "盼", "求", "拜托", "还请", "务必"]
+PLEA_SOON = ["尽快", "早日", "赶紧", "抓紧", "马上", "及时", "", ""]
+PLEA_DO = ["处理", "解决", "答复", "回复", "给个说法", "派人来看看", "管一管", "跟进", "看一下",
+           "给个答复", "落实", "重视"]  # fmt: skip
+PLEA_END = ["", "", "", "！", "！！", "，谢谢", "，谢谢！", "~", "。谢谢", "!!!", "，急"]
+OUTCRIES = ["太过分了", "气死人了", "真是无语", "忍无可忍", "简直离谱", "让人寒心", "服了",
+            "急！！！", "还讲不讲理"]  # fmt: skip
+RHETORIC = ["{who}到底管不管？", "还有没有人管？", "这合理吗？", "{who}就是这么服务的？",
+            "难道就没人负责吗？", "这叫什么事？", "{who}还要拖到什么时候？"]  # fmt: skip
+ASKED = ["你们", "物业", "相关部门", "运营商", "贵公司", "有关领导", "客服"]
 # spoken fillers of a transcribed call or voice message
 SPOKEN = ["嗯", "那个", "就是", "呃", "然后", "对", "喂"]
 
@@ -253,4 +268,17 @@ OTHER_MAIL_LABELS = ["客服邮箱", "抄送", "官方邮箱", "工作人员邮�
 RELAYS = ["社区网格员", "热线话务员", "村委会", "驻点工作人员", "楼栋长", "志愿者"]
 RELAY_VERBS = ["代为反映", "转述", "记录", "登记", "转交"]
 SUBJECTS = ["投诉", "紧急问题", "关于近期服务的意见", "再次反映", "求助", "未解决的问题"]
+# a title or subject that names the complaint's topic: never the complaint itself
+TOPICS = ["宽带", "电费", "供水", "物业", "燃气", "通信", "停电", "收费", "服务态度"]
+TITLES = ["关于{t}问题的投诉", "{t}问题反映", "关于{t}的意见", "投诉{t}", "【{t}】求助"]
+TITLE_LABELS = ["标题", "主题", "事由", "Subject", "留言标题", "诉求类别"]
+# where a platform says a message came from: never the sender's address
+REGIONS = ["江苏", "广东", "浙江杭州", "北京", "四川省", "湖北武汉", "山东青岛", "上海",
+           "河南郑州", "辽宁省"]  # fmt: skip
+REGION_LABELS = ["IP属地", "号码归属地", "来电归属地", "发布于", "定位"]
+# a handle or nickname of the sender: not a name
+HANDLE_LABELS = ["昵称", "用户名", "微信昵称", "账号", "ID", "网名"]
+# someone else's complaint or an earlier case the text mentions: never the question
+OTHER_CASES = ["历史工单：{c}（已办结）", "上次反映的“{c}”已经解决了", "邻居{n}也说{c}",
+               "关联工单：{c}", "楼下{n}：{c}"]  # fmt: skip
 INLINE_ADDRESS = ["，在{v}", "，地点是{v}", "，就在{v}", "（{v}）", "，位置：{v}"]

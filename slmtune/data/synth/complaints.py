@@ -7,10 +7,12 @@ work orders, dates, amounts) that must not be extracted, and trailing noise. Six
 labelled fields (an absent one sometimes shown with a placeholder: 无, N/A, -), a narrative,
 a message with headers and a signature, a dialogue with an agent (plain or time-stamped
 turns), a complaint relayed by someone else, and a transcribed call without punctuation.
-Other people appear too (staff, case handlers, the relay, service mailboxes): their names
-and emails are never the answer. The question is the complaint itself (what happened, and
-a specific demand when there is one): a plea or a rhetorical question after it
-("，希望尽快处理", "，你们到底管不管？"), and the sender's name or address said in the same
+Other people appear too (staff, case handlers, the relay, service and personal mailboxes,
+a neighbour's complaint or an earlier case): their names, emails and complaints are never
+the answer; nor are the sender's handle (昵称), a platform's region (IP属地) or a title
+naming the complaint's topic. The question is the complaint itself (what happened, and
+a specific demand, 要求…, when there is one): a plea or a rhetorical question after it
+("，希望尽快处理", "，你们到底管不管？", composed from parts so they vary), and the sender's name or address said in the same
 sentence, are not part of it.
 The complaint itself is composed from fragments, so thousands are distinct.
 """
@@ -113,7 +115,7 @@ def _message(rng: random.Random, fake: Faker, label: dict) -> str:
     headers = [
         f"{rng.choice(['发件人', 'From', '寄件人'])}：{sender}",
         f"{rng.choice(['收件人', 'To'])}：{_other_mail(rng, fake)}",
-        f"{rng.choice(['主题', 'Subject', '标题'])}：{rng.choice(F.SUBJECTS)}",
+        f"{rng.choice(['主题', 'Subject', '标题'])}：{_subject(rng)}",
     ]
     rng.shuffle(headers)
     body = [rng.choice(["您好：", "你好，", "相关负责人："])]
@@ -126,6 +128,13 @@ def _message(rng: random.Random, fake: Faker, label: dict) -> str:
         sign.append(label["name"])
     sign.append(_distractor(rng))
     return "\n".join(headers) + "\n\n" + "\n".join(body) + "\n" + "\n".join(sign)
+
+
+def _subject(rng: random.Random) -> str:
+    """A subject line: a word for any complaint, or one naming its topic."""
+    if rng.random() < 0.5:
+        return rng.choice(F.SUBJECTS)
+    return rng.choice(F.TITLES).format(t=rng.choice(F.TOPICS))
 
 
 def _dialogue(rng: random.Random, fake: Faker, label: dict) -> str:
@@ -172,7 +181,9 @@ def _spoken(rng: random.Random, fake: Faker, label: dict) -> str:
     if label["question"]:
         said.insert(rng.randrange(len(said) + 1), f"{rng.choice(F.SPOKEN)} {label['question']}")
     said = [f"{rng.choice(F.SPOKEN)} 喂 你好", *said]
-    said.append(rng.choice([*F.PLEAS, "就这样", "就这样 拜拜", "嗯 好"]))
+    said.append(
+        _plea(rng) if rng.random() < 0.7 else rng.choice(["就这样", "就这样 拜拜", "嗯 好"])
+    )
     if rng.random() < 0.3:
         said.insert(rng.randrange(1, len(said)), _distractor(rng))
     return rng.choice(["", "[语音转写] ", "来电录音：", "（通话转写）"]) + " ".join(said)
@@ -194,21 +205,35 @@ def _with_noise(rng: random.Random, fake: Faker, parts: list[str]) -> list[str]:
 
 
 def _third_party(rng: random.Random, fake: Faker) -> str:
+    """Someone or something else the text names: staff, a case handler, a service mailbox,
+    the sender's handle (not a name), someone else's complaint or an earlier case."""
     kind = rng.random()
-    if kind < 0.35:
+    if kind < 0.25:
         return f"{rng.choice(F.STAFF_ROLES)}{fake.name()}{rng.choice(F.STAFF_SAYS)}"
-    if kind < 0.6:
+    if kind < 0.45:
         return f"{rng.choice(F.HANDLER_LABELS)}{rng.choice(F.SEPARATORS)}{fake.name()}"
-    return f"{rng.choice(F.OTHER_MAIL_LABELS)}：{_other_mail(rng, fake)}"
+    if kind < 0.65:
+        return f"{rng.choice(F.OTHER_MAIL_LABELS)}：{_other_mail(rng, fake)}"
+    if kind < 0.8:
+        return f"{rng.choice(F.HANDLE_LABELS)}{rng.choice(F.SEPARATORS)}{fake.user_name()}"
+    return rng.choice(F.OTHER_CASES).format(c=_complaint(rng), n=fake.name())
 
 
 def _other_mail(rng: random.Random, fake: Faker) -> str:
-    return f"{rng.choice(['kefu', 'service', 'tousu', 'support', 'gd'])}@{fake.domain_name()}"
+    """A mailbox that is not the sender's: a service box, or a person's (staff, a relay)."""
+    if rng.random() < 0.6:
+        return f"{rng.choice(['kefu', 'service', 'tousu', 'support', 'gd'])}@{fake.domain_name()}"
+    return _email(rng, fake)
 
 
 def _distractor(rng: random.Random) -> str:
     phone = rng.choice(["13", "15", "17", "18", "19"]) + "".join(rng.choices("0123456789", k=9))
-    kind = rng.randrange(7)
+    kind = rng.randrange(9)
+    if kind == 7:
+        return f"{rng.choice(F.REGION_LABELS)}{rng.choice(['：', ' '])}{rng.choice(F.REGIONS)}"
+    if kind == 8:
+        title = rng.choice(F.TITLES).format(t=rng.choice(F.TOPICS))
+        return f"{rng.choice(F.TITLE_LABELS)}：{title}"
     if kind == 0:
         return (
             f"{rng.choice(['电话', '手机', '联系电话', '手机号'])}{rng.choice(F.SEPARATORS)}{phone}"
@@ -259,9 +284,27 @@ def _introduced(rng: random.Random, name: str | None, address: str | None) -> li
 
 def _urged(rng: random.Random, complaint: str) -> str:
     """The complaint as said: often followed by a plea that is not part of it."""
-    if rng.random() < 0.45:
-        return complaint + rng.choice(["，", "，", "。", "！", " "]) + rng.choice(F.PLEAS)
+    if rng.random() < 0.5:
+        return complaint + rng.choice(["，", "，", "，", "。", "！", " "]) + _plea(rng)
     return complaint
+
+
+def _plea(rng: random.Random) -> str:
+    """Urging, courtesy or indignation: a known phrase, or one composed from parts (so the
+    model learns where a plea starts, not a list of them); sometimes two."""
+    kind = rng.random()
+    if kind < 0.3:
+        plea = rng.choice(F.PLEAS)
+    elif kind < 0.7:
+        ask = rng.choice(F.PLEA_ASK) + rng.choice(F.PLEA_SOON) + rng.choice(F.PLEA_DO)
+        plea = ask + rng.choice(F.PLEA_END)
+    elif kind < 0.85:
+        plea = rng.choice(F.OUTCRIES)
+    else:
+        plea = rng.choice(F.RHETORIC).format(who=rng.choice(F.ASKED))
+    if rng.random() < 0.12:
+        plea += rng.choice(["，", "！", " "]) + rng.choice(F.PLEAS)
+    return plea
 
 
 def _complaint(rng: random.Random) -> str:

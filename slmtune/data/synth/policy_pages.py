@@ -3,12 +3,13 @@
 The page text is what a crawler gets, assembled from parts that sites place differently:
 navigation, a breadcrumb (with or without the title), a list of other documents with their
 dates, a metadata table (成文日期 and 发布日期 in mixed date formats; sometimes the title in
-it) or a one-line source/date under the title, the body (one paragraph or several),
+it) or a one-line source/date under the title, the body (one paragraph, or several apart by a line break, a blank line or an indent),
 attachments, editor and related links, share and print buttons, and a footer with 主办单位,
 ICP and 公安 filing numbers and phone numbers. Lines may be flattened onto one.
 Rule for the label: `publishtime` is the 发布日期/发布时间 of the page, normalised to
 YYYY-MM-DD (成文日期, the drafting date, is a distractor); `title` is the heading;
-`content` is the body text exactly as it appears.
+`content` is the body text exactly as it appears; the addressee line above it (各有关单位：)
+is not part of it.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ WRAPPERS = [
 ]
 BODY = [
     "为深入贯彻落实党中央、国务院关于{t}的决策部署，结合本地实际，制定本{k}。",
-    "各区人民政府、市政府各部门、各直属机构：现将《{p}{t}{k}》印发给你们，请认真贯彻执行。",
+    "现将《{p}{t}{k}》印发给你们，请认真贯彻执行。",
     "本{k}自发布之日起施行，有效期{n}年。",
     "到{y}年，全市{t}工作取得明显成效，相关指标达到全省先进水平。",
     "各级各部门要加强组织领导，明确责任分工，确保各项措施落地见效。",
@@ -73,6 +74,13 @@ BODY = [
     "二、支持方式。采取先建后补、以奖代补等方式给予支持。",
     "三、申报程序。符合条件的单位于每年{mo}月底前向所在区主管部门提出申请。",
     "第{c}条 市{i}应当会同有关部门建立{t}统计监测制度。",
+]
+# whom a document is addressed to (主送机关): its own line above the body, not content
+ADDRESSEES = [
+    "各区人民政府、市政府各部门、各直属机构：",
+    "各县（市、区）人民政府，市直各单位：",
+    "各有关单位：",
+    "各乡镇人民政府、街道办事处，区政府各部门：",
 ]
 NAV = ["首页", "政务公开", "政策文件", "政策解读", "互动交流", "办事服务", "数据发布", "专题专栏"]
 
@@ -109,9 +117,9 @@ def _page(rng: random.Random, fake: Faker) -> dict:
     table = rng.random() < 0.5  # metadata table above the title, else one line under it
     head += [meta if table else "", rng.choice(["字号：大 中 小", "【字体：大 中 小】", ""])]
     under = "" if table else _source_line(rng, place, issuer, published)
-    paragraphs = rng.random() < 0.25 and sentences.count("。") > 2
-    content = sentences.replace("。", "。\n", 1) if paragraphs else sentences
-    parts = [*head, title, under, content, *_footer(rng, fake, place, topic, kind, published)]
+    content = _paragraphs(rng, sentences) if rng.random() < 0.4 else "".join(sentences)
+    to = rng.choice(ADDRESSEES) if rng.random() < 0.35 else ""
+    parts = [*head, title, under, to, content, *_footer(rng, fake, place, topic, kind, published)]
     text = rng.choice(["\n", "\n\n", "\n", " "]).join(p for p in parts if p)
     label = {"title": title, "publishtime": published.isoformat(), "content": content}
     return {
@@ -122,8 +130,18 @@ def _page(rng: random.Random, fake: Faker) -> dict:
     }
 
 
-def _sentences(rng, topic, kind, place, issuer, published) -> str:
-    return "".join(
+def _paragraphs(rng: random.Random, sentences: list[str]) -> str:
+    """The body in paragraphs, as sites lay it out: a line break, a blank line, or a break
+    and a full-width indent between them (the label keeps them: it is the text as it is)."""
+    breaks = rng.choice(["\n", "\n\n", "\n\u3000\u3000", "\n\n\u3000\u3000"])
+    body = sentences[0]
+    for s in sentences[1:]:
+        body += (breaks if rng.random() < 0.6 else "") + s
+    return body
+
+
+def _sentences(rng, topic, kind, place, issuer, published) -> list[str]:
+    return [
         s.format(
             t=topic,
             k=kind,
@@ -136,7 +154,7 @@ def _sentences(rng, topic, kind, place, issuer, published) -> str:
             c=rng.choice("四五六七八九十"),
         )
         for s in rng.sample(BODY, rng.randrange(3, 7))
-    )
+    ]
 
 
 def _navigation(rng, fake, place, title, published) -> list[str]:
