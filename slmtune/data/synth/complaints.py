@@ -12,8 +12,8 @@ a neighbour's complaint or an earlier case): their names, emails and complaints 
 the answer; nor are the sender's handle (昵称), a platform's region (IP属地) or a title
 naming the complaint's topic. The question is the complaint itself (what happened, and
 a specific demand, 要求…, when there is one): a plea or a rhetorical question after it
-("，希望尽快处理", "，你们到底管不管？", composed from parts so they vary), and the sender's name or address said in the same
-sentence, are not part of it.
+("，希望尽快处理", "，你们到底管不管？", composed from parts so they vary), and the sender's
+name or address said in the same sentence, are not part of it.
 The complaint itself is composed from fragments, so thousands are distinct.
 """
 
