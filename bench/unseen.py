@@ -1,6 +1,6 @@
 """Quality on forms the model never saw: a run scored on its own test split and on the held-out
 forms generators (slmtune/data/synth/unseen.py, set A; unseen_b.py, set B; unseen_c.py, set C;
-unseen_d.py, set D),
+unseen_d.py, set D; unseen_e.py, set E),
 with and without grounded (verbatim) decoding.
 
 Same run, same records, same batches; up to three decodings:
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 # the held-out forms sets, scored on seed 5: set name -> generator suffix of the task
 HELD_OUT = {"unseen forms": "unseen", "unseen forms B": "unseen-b", "unseen forms C": "unseen-c",
-            "unseen forms D": "unseen-d"}  # fmt: skip
+            "unseen forms D": "unseen-d", "unseen forms E": "unseen-e"}  # fmt: skip
 
 
 def main() -> None:

@@ -142,12 +142,13 @@ def test_handles_regions_titles_and_other_cases_are_said_but_never_the_answer():
     assert all(n >= 5 for n in said.values()), said
 
 
-@pytest.mark.parametrize("held_out", ["unseen", "unseen-b", "unseen-c", "unseen-d"])
+@pytest.mark.parametrize("held_out", ["unseen", "unseen-b", "unseen-c", "unseen-d", "unseen-e"])
 @pytest.mark.parametrize("task", ["complaints", "policy-pages"])
 def test_held_out_forms_are_labelled_like_the_task_and_share_no_layout(task, held_out):
-    from slmtune.data.synth import unseen, unseen_b, unseen_c, unseen_d
+    from slmtune.data.synth import unseen, unseen_b, unseen_c, unseen_d, unseen_e
 
-    sets = {"unseen": unseen, "unseen-b": unseen_b, "unseen-c": unseen_c, "unseen-d": unseen_d}
+    sets = {"unseen": unseen, "unseen-b": unseen_b, "unseen-c": unseen_c, "unseen-d": unseen_d,
+            "unseen-e": unseen_e}  # fmt: skip
     unseen = synthesize(f"{task}-{held_out}", 60, seed=0)
     assert unseen == synthesize(f"{task}-{held_out}", 60, seed=0)
     module = sets[held_out]

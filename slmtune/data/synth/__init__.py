@@ -22,6 +22,10 @@ from slmtune.data.synth.unseen_d import (
     generate_unseen_d_complaints,
     generate_unseen_d_policy_pages,
 )
+from slmtune.data.synth.unseen_e import (
+    generate_unseen_e_complaints,
+    generate_unseen_e_policy_pages,
+)
 from slmtune.errors import SlmtuneError
 
 GENERATORS: dict[str, Callable[[int, int], list[dict]]] = {
@@ -36,6 +40,8 @@ GENERATORS: dict[str, Callable[[int, int], list[dict]]] = {
     "policy-pages-unseen-c": generate_unseen_c_policy_pages,
     "complaints-unseen-d": generate_unseen_d_complaints,
     "policy-pages-unseen-d": generate_unseen_d_policy_pages,
+    "complaints-unseen-e": generate_unseen_e_complaints,
+    "policy-pages-unseen-e": generate_unseen_e_policy_pages,
 }
 
 
