@@ -86,6 +86,11 @@ def train(cfg: TrainConfig) -> Path:
         )
         summary = _write_summary(run_dir, trainer, result, seconds)
         print(json.dumps(summary, indent=2))
+    if trainer.accelerator.num_processes > 1:
+        # Every rank waits for rank 0's save, then leaves the process group: a rank that exits
+        # with gloo's threads still alive aborts ("terminate called without an active exception").
+        trainer.accelerator.wait_for_everyone()
+        torch.distributed.destroy_process_group()
     return run_dir.path
 
 
