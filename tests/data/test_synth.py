@@ -156,6 +156,30 @@ def test_handles_regions_titles_and_other_cases_are_said_but_never_the_answer():
     assert all(n >= 3 for n in said.values()), said  # each said (500 records: a few times)
 
 
+def test_a_text_quoted_under_a_reply_or_commented_on_keeps_its_own_answer():
+    from slmtune.data.synth import _fragments as F
+
+    depts = "|".join(F.STAFF_DEPTS)
+    signature = re.compile(
+        rf"(?:([\u4e00-\u9fff]{{2,3}})  (?:{depts})|(?:{depts}) (?:{'|'.join(F.STAFF_ROLES)})"
+        rf"([\u4e00-\u9fff]{{2,3}}))\n(?:(?:Email|邮箱|联系邮箱)：(\S+))?"
+    )
+    comment = re.compile(r"^(?:\d+楼 \S+：|#\d+ \S+: |\S+ 回复：|评论 \S+：)(.+)$", re.M)
+    signed = others = 0
+    for r, label in zip(RECORDS, LABELS, strict=True):
+        text = r["instruction"]
+        for name, named, mailbox in signature.findall(text):
+            assert label["name"] != (name or named) and label["email"] != mailbox
+            signed += 1
+        for said in comment.findall(text):
+            said = said.removeprefix(next((m for m in F.ME_TOO if m and said.startswith(m)), ""))
+            assert label["question"] != said
+            others += said not in F.CHATTER
+        if any(h in text for h in F.QUOTE_HEADS):  # the sender's text is whole, line by line
+            assert all(v in text for v in label.values() if v)
+    assert signed >= 15 and others >= 10, (signed, others)
+
+
 @pytest.mark.parametrize("held_out", ["unseen", "unseen-b", "unseen-c", "unseen-d", "unseen-e"])
 @pytest.mark.parametrize("task", ["complaints", "policy-pages"])
 def test_held_out_forms_are_labelled_like_the_task_and_share_no_layout(task, held_out):
@@ -187,9 +211,10 @@ def test_a_text_without_a_complaint_is_a_follow_up_that_says_so():
     records = synthesize("complaints", 400, seed=0)
     without = [r for r in records if json.loads(r["output"])["question"] is None]
     assert len(without) >= 10
-    assert all(r["instruction"].startswith(tuple(FOLLOW_UPS)) for r in without)
+    # where the sender's own text starts (a reply may quote it below its own lines)
+    assert all(any(f in r["instruction"] for f in FOLLOW_UPS) for r in without)
     with_one = [r for r in records if json.loads(r["output"])["question"] is not None]
-    assert not any(r["instruction"].startswith(tuple(FOLLOW_UPS)) for r in with_one)
+    assert not any(f in r["instruction"] for r in with_one for f in FOLLOW_UPS)
     assert any(r["instruction"].startswith(g) for r in with_one for g in GREETINGS if g)
 
 
