@@ -225,10 +225,6 @@ GREETINGS = [
     "麻烦看一下：",
     "急！！！",
 ]
-# a message without a complaint: it adds to or corrects an earlier case, and says so
-FOLLOW_UPS = ["补充一下联系方式：", "更正一下上次留的信息，", "之前反映的问题已经处理好了，留个联系方式：",
-              "上次的工单补充资料：", "登记一下个人信息。", "帮我改一下预留的信息，", "问题已解决，请销单。",
-              "我是之前打过电话的，再留一下信息："]  # fmt: skip
 FILLERS = ["嗯", "那个", "就是说", "麻烦你们了", "真的很无语", "说实话", "我想反映一下", "怎么说呢"]
 TRAILERS = [
     "",

@@ -12,11 +12,10 @@ a neighbour's complaint or an earlier case): their names, emails and complaints 
 the answer; nor are the sender's handle (昵称), a platform's region (IP属地) or a title
 naming the complaint's topic. Some texts reach us inside a conversation of others: quoted
 under a staff member's signed reply, or as a post with comments below (some of them other
-people's complaints). A text without a complaint (question null) is a follow-up that
-adds or corrects details of an earlier case, and opens by saying so. The question is the
-complaint itself (what happened, and a specific demand, 要求…, when there is one): a plea or
-a rhetorical question after it ("，希望尽快处理", "，你们到底管不管？", composed from parts so
-they vary), and the sender's name or address said in the same sentence, are not part of it.
+people's complaints). The question is the complaint itself (what happened, and a specific
+demand, 要求…, when there is one): a plea or a rhetorical question after it ("，希望尽快处理",
+"，你们到底管不管？", composed from parts so they vary), and the sender's name or address
+said in the same sentence, are not part of it.
 The complaint itself is composed from fragments, so thousands are distinct.
 """
 
@@ -56,8 +55,7 @@ def _record(rng: random.Random, fake: Faker) -> dict:
         label["question"] = values["question"]
     layout = rng.choices(LAYOUTS, weights=[30, 26, 12, 12, 10, 10])[0]
     text = layout(rng, fake, label)
-    opener = F.GREETINGS if label["question"] else F.FOLLOW_UPS  # no complaint: a follow-up
-    text = rng.choice(opener) + text
+    text = rng.choice(F.GREETINGS) + text
     trailer = rng.choice(F.TRAILERS)
     if trailer:
         text += rng.choice(["\n", " ", "。"]) + trailer
