@@ -153,31 +153,7 @@ def test_handles_regions_titles_and_other_cases_are_said_but_never_the_answer():
         ):
             assert label["question"] != case
             said["other case"] += 1
-    assert all(n >= 3 for n in said.values()), said  # each said (500 records: a few times)
-
-
-def test_a_text_quoted_under_a_reply_or_commented_on_keeps_its_own_answer():
-    from slmtune.data.synth import _fragments as F
-
-    depts = "|".join(F.STAFF_DEPTS)
-    signature = re.compile(
-        rf"(?:([\u4e00-\u9fff]{{2,3}})  (?:{depts})|(?:{depts}) (?:{'|'.join(F.STAFF_ROLES)})"
-        rf"([\u4e00-\u9fff]{{2,3}}))\n(?:(?:Email|邮箱|联系邮箱)：(\S+))?"
-    )
-    comment = re.compile(r"^(?:\d+楼 \S+：|#\d+ \S+: |\S+ 回复：|评论 \S+：)(.+)$", re.M)
-    signed = others = 0
-    for r, label in zip(RECORDS, LABELS, strict=True):
-        text = r["instruction"]
-        for name, named, mailbox in signature.findall(text):
-            assert label["name"] != (name or named) and label["email"] != mailbox
-            signed += 1
-        for said in comment.findall(text):
-            said = said.removeprefix(next((m for m in F.ME_TOO if m and said.startswith(m)), ""))
-            assert label["question"] != said
-            others += said not in F.CHATTER
-        if any(h in text for h in F.QUOTE_HEADS):  # the sender's text is whole, line by line
-            assert all(v in text for v in label.values() if v)
-    assert signed >= 15 and others >= 10, (signed, others)
+    assert all(n >= 5 for n in said.values()), said
 
 
 @pytest.mark.parametrize("held_out", ["unseen", "unseen-b", "unseen-c", "unseen-d", "unseen-e"])

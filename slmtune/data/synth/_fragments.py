@@ -282,18 +282,3 @@ HANDLE_LABELS = ["昵称", "用户名", "微信昵称", "账号", "ID", "网名"
 OTHER_CASES = ["历史工单：{c}（已办结）", "上次反映的“{c}”已经解决了", "邻居{n}也说{c}",
                "关联工单：{c}", "楼下{n}：{c}"]  # fmt: skip
 INLINE_ADDRESS = ["，在{v}", "，地点是{v}", "，就在{v}", "（{v}）", "，位置：{v}"]
-# the text inside a conversation of others: quoted under a staff member's reply, or a post
-# with comments below it; the reply's writer and the commenters' complaints are never the answer
-ADDRESSED = ["客户", "用户", "先生/女士", "市民朋友", "业主"]
-REPLY_GREETINGS = ["{w}您好：", "尊敬的{w}：", "{w}：", "回复{w}："]
-STAFF_REPLIES = ["您反映的问题我们已收到，已转相关部门核实，请耐心等待。",
-                 "感谢您的来信，工作人员将在3个工作日内与您联系。",
-                 "您的诉求已登记，处理结果将通过短信告知。", "经核实，已安排人员上门处理，给您带来不便敬请谅解。",
-                 "来信已转交属地单位办理。"]  # fmt: skip
-STAFF_DEPTS = ["客户服务部", "客服中心", "投诉处理组", "热线办", "服务监督科"]
-QUOTE_HEADS = ["------------------ 原始邮件 ------------------", "-----Original Message-----",
-               "【来信内容】", "您的来信：", "—— 引用原文 ——"]  # fmt: skip
-QUOTE_MARKS = ["> ", "", "| ", "　"]
-COMMENT_HEADS = ["{i}楼 {who}：", "#{i} {who}: ", "{who} 回复：", "评论 {who}：", "{who}："]
-CHATTER = ["顶", "同问", "关注一下", "坐等官方回复", "+1", "已转发", "楼主说得对", "帮顶"]
-ME_TOO = ["我家也是，", "我们小区也一样，", "同样的问题：", "", "别提了，", "还有我，"]

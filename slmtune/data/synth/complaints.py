@@ -10,12 +10,10 @@ turns), a complaint relayed by someone else, and a transcribed call without punc
 Other people appear too (staff, case handlers, the relay, service and personal mailboxes,
 a neighbour's complaint or an earlier case): their names, emails and complaints are never
 the answer; nor are the sender's handle (昵称), a platform's region (IP属地) or a title
-naming the complaint's topic. Some texts reach us inside a conversation of others: quoted
-under a staff member's signed reply, or as a post with comments below (some of them other
-people's complaints). The question is the complaint itself (what happened, and a specific
-demand, 要求…, when there is one): a plea or a rhetorical question after it ("，希望尽快处理",
-"，你们到底管不管？", composed from parts so they vary), and the sender's name or address
-said in the same sentence, are not part of it.
+naming the complaint's topic. The question is the complaint itself (what happened, and
+a specific demand, 要求…, when there is one): a plea or a rhetorical question after it
+("，希望尽快处理", "，你们到底管不管？", composed from parts so they vary), and the sender's
+name or address said in the same sentence, are not part of it.
 The complaint itself is composed from fragments, so thousands are distinct.
 """
 
@@ -59,8 +57,6 @@ def _record(rng: random.Random, fake: Faker) -> dict:
     trailer = rng.choice(F.TRAILERS)
     if trailer:
         text += rng.choice(["\n", " ", "。"]) + trailer
-    if rng.random() < 0.15:
-        text = _in_conversation(rng, fake, label, text)
     return {
         "system": COMPLAINT_SYSTEM_PROMPT,
         "instruction": text,
@@ -194,37 +190,6 @@ def _spoken(rng: random.Random, fake: Faker, label: dict) -> str:
 
 
 LAYOUTS = [_labelled, _narrative, _message, _dialogue, _relayed, _spoken]
-
-
-def _in_conversation(rng: random.Random, fake: Faker, label: dict, text: str) -> str:
-    """The text as others pass it on: quoted under a staff member's reply (who signs with a
-    name and a mailbox), or a post with other people's comments below, some of them
-    complaints of their own. The sender's text is kept whole, line by line."""
-    if rng.random() < 0.5:
-        return _quoted_in_reply(rng, fake, label, text)
-    comments = []
-    for i in range(2, 2 + rng.choice([1, 2, 3])):
-        who = fake.user_name() if rng.random() < 0.6 else fake.name()
-        said = rng.choice(F.CHATTER)
-        if rng.random() < 0.5:
-            said = rng.choice(F.ME_TOO) + _complaint(rng)
-        comments.append(rng.choice(F.COMMENT_HEADS).format(i=i, who=who) + said)
-    return text + "\n" + rng.choice(["", "----------\n", "\n"]) + "\n".join(comments)
-
-
-def _quoted_in_reply(rng: random.Random, fake: Faker, label: dict, text: str) -> str:
-    whom = label["name"] if label["name"] and rng.random() < 0.4 else rng.choice(F.ADDRESSED)
-    reply = [rng.choice(F.REPLY_GREETINGS).format(w=whom), rng.choice(F.STAFF_REPLIES)]
-    reply.append(rng.choice([f"{fake.name()}  {rng.choice(F.STAFF_DEPTS)}",
-                             f"{rng.choice(F.STAFF_DEPTS)} {rng.choice(F.STAFF_ROLES)}{fake.name()}"]))  # fmt: skip
-    if rng.random() < 0.7:
-        reply.append(f"{rng.choice(['Email', '邮箱', '联系邮箱'])}：{_other_mail(rng, fake)}")
-    mark = rng.choice(F.QUOTE_MARKS)
-    quoted = "\n".join(mark + line for line in text.split("\n"))
-    head = rng.choice(F.QUOTE_HEADS)
-    if rng.random() < 0.3:  # the reply below the message, as on a message board
-        return f"{head}\n{quoted}\n\n" + "\n".join(reply)
-    return "\n".join(reply) + f"\n\n{head}\n{quoted}"
 
 
 def _with_noise(rng: random.Random, fake: Faker, parts: list[str]) -> list[str]:
