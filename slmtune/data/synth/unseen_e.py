@@ -17,8 +17,8 @@ Complaint forms
   review      an app-store review: stars, the reviewer's nickname, a headline, the review,
               signed or not, and the developer's reply with its service mailbox
 Policy page forms
-  xxgk        an information-disclosure page: a metadata block (索引号, 主题分类, 名称, 文号,
-              成文日期, 发布日期) above the title and body, a QR-code line below
+  xxgk        an information-disclosure page: a metadata block (索引号, 主题分类, 发布机构,
+              生成日期, 名称, 文号, 发布日期) above the title and body, a QR-code line below
   pdfwrap     a PDF's text layer: the body hard-wrapped every ~30 characters, the issuer and
               the date signed at the end
   jiedu       a policy-interpretation page (政策解读): its own title names the document it
