@@ -4,8 +4,9 @@ The page text is what a crawler gets, assembled from parts that sites place diff
 navigation, a breadcrumb (with or without the title), a list of other documents with their
 dates, a metadata table (成文日期 and 发布日期 in mixed date formats; sometimes the title in
 it) or a one-line source/date under the title, an addressee line, the body (one paragraph,
-or several apart by a line break, a blank line or an indent), attachments, editor and related links, share and print buttons, and a footer with 主办单位,
-ICP and 公安 filing numbers and phone numbers. Lines may be flattened onto one.
+or several apart by a line break, a blank line or an indent), attachments, editor and
+related links, share and print buttons, and a footer with 主办单位, ICP and 公安 filing
+numbers and phone numbers. Lines may be flattened onto one.
 Rule for the label: `publishtime` is the 发布日期/发布时间 of the page, normalised to
 YYYY-MM-DD (成文日期, the drafting date, is a distractor); `title` is the heading;
 `content` is the body text exactly as it appears; the addressee line above it (各有关单位：)
