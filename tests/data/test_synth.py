@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 
@@ -138,8 +139,8 @@ def test_handles_regions_titles_and_other_cases_are_said_but_never_the_answer():
     from slmtune.data.synth import _fragments as F
 
     said = {"handle": 0, "region": 0, "other case": 0}
-    for r, label in zip(RECORDS, LABELS, strict=True):
-        text = r["instruction"]
+    for r in synthesize("complaints", 1500, seed=1):  # handles are rare: a larger sample
+        text, label = r["instruction"], json.loads(r["output"])
         for handle in re.findall("(?:" + "|".join(F.HANDLE_LABELS) + r")\S{0,3}?([a-z]\w+)", text):
             assert label["name"] != handle
             said["handle"] += 1
@@ -196,3 +197,33 @@ def test_a_plea_after_the_complaint_is_said_but_never_part_of_it():
         after = r["instruction"].split(question, 1)[1]
         pleaded += any(after.lstrip("，。！ ").startswith(p) for p in starts)
     assert pleaded >= 100  # often right after it, in the same sentence or the next
+
+
+def _spreadsheet(text: str) -> dict | None:
+    """A header row above a values row (CSV, tab-separated or Markdown) as {column: cell};
+    a greeting may lead the header, a trailer follow the values."""
+    lines = text.split("\n")
+    for i, header in enumerate(lines[:-1]):
+        if header.endswith(" |") and lines[i + 1].startswith("| ---"):
+            rows = (header, lines[i + 2])
+            cells = [row[row.index("| ") + 2 : row.rindex(" |")].split(" | ") for row in rows]
+            return dict(zip(*cells, strict=True))
+        for sep in ("\t", ","):
+            rows = list(csv.reader(lines[i : i + 2], delimiter=sep))
+            if len(rows[0]) >= 4 and len(rows[0]) == len(rows[1]):
+                return dict(zip(*rows, strict=True))
+    return None
+
+
+def test_some_labelled_texts_are_a_spreadsheet_export_whose_handler_is_not_the_name():
+    from slmtune.data.synth import _fragments as F
+
+    tables = 0
+    for r, label in zip(RECORDS, LABELS, strict=True):
+        cells = _spreadsheet(r["instruction"])
+        if cells is None:
+            continue
+        tables += 1
+        handler = next((v for k, v in cells.items() if k.endswith(tuple(F.HANDLER_LABELS))), None)
+        assert handler is None or label["name"] != handler
+    assert tables >= 15  # a header row of column names above the values row

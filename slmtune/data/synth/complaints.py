@@ -4,9 +4,10 @@ Every label value is copied verbatim from the text (extraction is copying), or n
 the text does not contain that field. Surface forms vary: field order, label words (with
 typos), separators (full- and half-width), greetings, filler, distractor numbers (phones,
 work orders, dates, amounts) that must not be extracted, and trailing noise. Six layouts:
-labelled fields (an absent one sometimes shown with a placeholder: 无, N/A, -), a narrative,
-a message with headers and a signature, a dialogue with an agent (plain or time-stamped
-turns), a complaint relayed by someone else, and a transcribed call without punctuation.
+labelled fields (an absent one sometimes shown with a placeholder: 无, N/A, -; sometimes as
+a spreadsheet export, a header row above the values row), a narrative, a message with
+headers and a signature, a dialogue with an agent (plain or time-stamped turns), a
+complaint relayed by someone else, and a transcribed call without punctuation.
 Other people appear too (staff, case handlers, the relay, service and personal mailboxes,
 a neighbour's complaint or an earlier case): their names, emails and complaints are never
 the answer; nor are the sender's handle (昵称), a platform's region (IP属地) or a title
@@ -75,6 +76,8 @@ def _labelled(rng: random.Random, fake: Faker, label: dict) -> str:
     said = {**label, "question": label["question"] and _urged(rng, label["question"])}
     blank = rng.random() < 0.4  # an absent field shown empty, like a form's export
     said = {k: (rng.choice(F.EMPTY) if v is None and blank else v) for k, v in said.items()}
+    if rng.random() < 0.2:
+        return _table(rng, fake, {rng.choice(labels[k]): v for k, v in said.items()})
     parts = [
         f"{rng.choice(labels[k])}{rng.choice(F.SEPARATORS)}{v}"
         for k, v in said.items()
@@ -84,6 +87,33 @@ def _labelled(rng: random.Random, fake: Faker, label: dict) -> str:
     parts = _with_noise(rng, fake, parts)
     glue = rng.choice(F.FIELD_GLUE)
     return glue.join(parts)
+
+
+def _table(rng: random.Random, fake: Faker, cells: dict) -> str:
+    """A ticket exported from a spreadsheet or a CRM: a header row of column names above one
+    row of values (CSV, tab-separated or a Markdown table), with the system's own columns
+    (ticket number, time, handler, status) beside the sender's; an absent field's cell empty."""
+    system = {
+        rng.choice(["工单号", "受理编号", "序号"]): str(rng.randrange(10**5, 10**10)),
+        rng.choice(["受理时间", "创建时间", "日期"]): f"{rng.randrange(2021, 2026)}-"
+        f"{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d} {rng.randrange(8, 21)}:{rng.randrange(60):02d}",
+        rng.choice(F.HANDLER_LABELS): fake.name(),
+        rng.choice(["状态", "处理状态"]): rng.choice(["已受理", "处理中", "已办结", "待派单"]),
+        rng.choice(["来源", "渠道"]): rng.choice(["热线", "APP", "网站", "微信", "信件"]),
+    }
+    extra = rng.sample(list(system.items()), rng.randrange(1, 4))
+    columns = [(k, "" if v is None else v) for k, v in cells.items()] + extra
+    rng.shuffle(columns)
+    head, row = [k for k, _ in columns], [v for _, v in columns]
+    style = rng.randrange(3)
+    if style == 0:
+        quote_all = rng.random() < 0.3
+        row = [f'"{v}"' if quote_all or "," in v or " " in v else v for v in row]
+        return ",".join(head) + "\n" + ",".join(row)
+    if style == 1:
+        return "\t".join(head) + "\n" + "\t".join(row)
+    lines = [head, ["---"] * len(head), row]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
 
 
 def _narrative(rng: random.Random, fake: Faker, label: dict) -> str:
