@@ -3,16 +3,14 @@
 The page text is what a crawler gets, assembled from parts that sites place differently:
 navigation, a breadcrumb (with or without the title), a list of other documents with their
 dates, a metadata table (成文日期 and 发布日期 in mixed date formats; sometimes the title in
-it) or a one-line source/date under the title, the issuing office's header line above the
-title (…文件, a gazette's name and issue), an addressee line, the body (one paragraph, or
-several apart by a line break, a blank line or an indent), the office's signature and the
-drafting date under it, attachments, editor and related links, share and print buttons,
-and a footer with 主办单位, ICP and 公安 filing numbers and phone numbers. Lines may be
-flattened onto one.
+it) or a one-line source/date under the title, an addressee line, the body (one paragraph,
+or several apart by a line break, a blank line or an indent), attachments, editor and
+related links, share and print buttons, and a footer with 主办单位, ICP and 公安 filing
+numbers and phone numbers. Lines may be flattened onto one.
 Rule for the label: `publishtime` is the 发布日期/发布时间 of the page, normalised to
-YYYY-MM-DD (成文日期, the drafting date, is a distractor); `title` is the heading (not the
-office's header or signature); `content` is the body text exactly as it appears; the
-addressee line above it (各有关单位：) and the signature under it are not part of it.
+YYYY-MM-DD (成文日期, the drafting date, is a distractor); `title` is the heading;
+`content` is the body text exactly as it appears; the addressee line above it (各有关单位：)
+is not part of it.
 """
 
 from __future__ import annotations
@@ -122,10 +120,7 @@ def _page(rng: random.Random, fake: Faker) -> dict:
     under = "" if table else _source_line(rng, place, issuer, published)
     content = _paragraphs(rng, sentences) if rng.random() < 0.4 else "".join(sentences)
     to = rng.choice(ADDRESSEES) if rng.random() < 0.35 else ""
-    office = _office_header(rng, place, issuer, published) if rng.random() < 0.3 else []
-    signed = [f"{place}{issuer}", _fmt(drafted, rng)] if rng.random() < 0.3 else []
-    footer = _footer(rng, fake, place, topic, kind, published)
-    parts = [*head, *office, title, under, to, content, *signed, *footer]
+    parts = [*head, title, under, to, content, *_footer(rng, fake, place, topic, kind, published)]
     text = rng.choice(["\n", "\n\n", "\n", " "]).join(p for p in parts if p)
     label = {"title": title, "publishtime": published.isoformat(), "content": content}
     return {
@@ -179,17 +174,6 @@ def _navigation(rng, fake, place, title, published) -> list[str]:
     if rng.random() < 0.25:  # a side list of other documents, each with its date
         lines += [sections[1], *(_other_document(rng, fake, published) for _ in range(3))]
     return lines
-
-
-def _office_header(rng, place, issuer, published) -> list[str]:
-    """The issuing office's line above the title, as on a red-header document or a gazette
-    (a name, never the title), sometimes with the document number under it."""
-    name = rng.choice(
-        [f"{place}{issuer}文件", f"{place}人民政府公报  {published.year}年第{rng.randrange(1, 25)}期",
-         f"{place}{issuer}"]
-    )  # fmt: skip
-    number = f"{place[:1]}政办发〔{published.year}〕{rng.randrange(1, 80)}号"
-    return [name, number] if rng.random() < 0.5 else [name]
 
 
 def _footer(rng, fake, place, topic, kind, published) -> list[str]:
