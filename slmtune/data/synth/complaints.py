@@ -92,7 +92,8 @@ def _labelled(rng: random.Random, fake: Faker, label: dict) -> str:
 def _table(rng: random.Random, fake: Faker, cells: dict) -> str:
     """A ticket exported from a spreadsheet or a CRM: a header row of column names above one
     row of values (CSV, tab-separated or a Markdown table), with the system's own columns
-    (ticket number, time, handler, status) beside the sender's; an absent field's cell empty."""
+    (ticket number, time, handler, status, channel) beside the sender's; an absent field's
+    cell empty."""
     system = {
         rng.choice(["工单号", "受理编号", "序号"]): str(rng.randrange(10**5, 10**10)),
         rng.choice(["受理时间", "创建时间", "日期"]): f"{rng.randrange(2021, 2026)}-"
