@@ -97,7 +97,7 @@ def test_policy_layouts_vary_where_the_title_and_the_date_stand():
     assert any(t.count("\n") == 0 for t in texts)  # flattened by the crawler
 
 
-def test_policy_bodies_come_in_paragraphs_and_never_start_with_the_addressee_line():
+def test_policy_bodies_mostly_run_over_lines_and_never_start_with_the_addressee_line():
     from slmtune.data.synth.policy_pages import ADDRESSEES
 
     contents = [json.loads(r["output"])["content"] for r in POLICY]
@@ -105,6 +105,9 @@ def test_policy_bodies_come_in_paragraphs_and_never_start_with_the_addressee_lin
     assert len(addressed) >= 0.2 * len(POLICY)
     assert not any(a in c for a in ADDRESSEES for c in contents)
     assert any("\n\n" in c for c in contents) and any("\n\u3000\u3000" in c for c in contents)
+    assert sum("\n" in c for c in contents) >= 0.7 * len(contents)  # most run over lines
+    numbered = re.compile(r"\n\u3000*(?:[二三四]、|第[二三四]条|（[二三四]）|[234]\.)")
+    assert sum(bool(numbered.search(c)) for c in contents) >= 0.1 * len(contents)
 
 
 def test_other_peoples_names_and_mailboxes_are_never_the_answer():

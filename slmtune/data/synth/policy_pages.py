@@ -3,10 +3,10 @@
 The page text is what a crawler gets, assembled from parts that sites place differently:
 navigation, a breadcrumb (with or without the title), a list of other documents with their
 dates, a metadata table (成文日期 and 发布日期 in mixed date formats; sometimes the title in
-it) or a one-line source/date under the title, an addressee line, the body (one paragraph,
-or several apart by a line break, a blank line or an indent), attachments, editor and
-related links, share and print buttons, and a footer with 主办单位, ICP and 公安 filing
-numbers and phone numbers. Lines may be flattened onto one.
+it) or a one-line source/date under the title, an addressee line, the body (mostly over
+several lines: paragraphs, numbered sections or articles, a PDF's fixed-width wrap),
+attachments, editor and related links, share and print buttons, and a footer with 主办单位,
+ICP and 公安 filing numbers and phone numbers. Lines may be flattened onto one.
 Rule for the label: `publishtime` is the 发布日期/发布时间 of the page, normalised to
 YYYY-MM-DD (成文日期, the drafting date, is a distractor); `title` is the heading;
 `content` is the body text exactly as it appears; the addressee line above it (各有关单位：)
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from datetime import date, timedelta
 
 from faker import Faker
@@ -83,6 +84,10 @@ ADDRESSEES = [
     "各有关单位：",
     "各乡镇人民政府、街道办事处，区政府各部门：",
 ]
+# a body's numbered sections and articles (一、总体要求 / 第一条 …), each on a line of its own
+SECTION_HEADINGS = ["总体要求", "主要任务", "支持政策", "申报条件", "保障措施", "附则", "工作目标"]
+CHINESE_NUMBERS = "一二三四五六七八九十"
+OWN_NUMBER = re.compile(r"^(?:[一二三四五六七八九十]、[^。]*。|第.条 )")  # BODY's own numbering
 NAV = ["首页", "政务公开", "政策文件", "政策解读", "互动交流", "办事服务", "数据发布", "专题专栏"]
 
 
@@ -118,7 +123,7 @@ def _page(rng: random.Random, fake: Faker) -> dict:
     table = rng.random() < 0.5  # metadata table above the title, else one line under it
     head += [meta if table else "", rng.choice(["字号：大 中 小", "【字体：大 中 小】", ""])]
     under = "" if table else _source_line(rng, place, issuer, published)
-    content = _paragraphs(rng, sentences) if rng.random() < 0.4 else "".join(sentences)
+    content = _body(rng, sentences)
     to = rng.choice(ADDRESSEES) if rng.random() < 0.35 else ""
     parts = [*head, title, under, to, content, *_footer(rng, fake, place, topic, kind, published)]
     text = rng.choice(["\n", "\n\n", "\n", " "]).join(p for p in parts if p)
@@ -131,14 +136,45 @@ def _page(rng: random.Random, fake: Faker) -> dict:
     }
 
 
-def _paragraphs(rng: random.Random, sentences: list[str]) -> str:
-    """The body in paragraphs, as sites lay it out: a line break, a blank line, or a break
-    and a full-width indent between them (the label keeps them: it is the text as it is)."""
+def _body(rng: random.Random, sentences: list[str]) -> str:
+    """The body as sites lay it out (the label keeps every break: it is the text as it is).
+
+    Most bodies run over several lines: paragraphs apart by a line break, a blank line or a
+    break and a full-width indent; numbered articles or section headings (一、总体要求) on
+    lines of their own; or a PDF's text wrapped at a fixed width, mid-sentence. Some are one
+    paragraph. A body therefore rarely ends at the first line break after it starts.
+    """
+    style = rng.choices(["one", "paragraphs", "sections", "wrapped"], weights=[15, 45, 25, 15])[0]
     breaks = rng.choice(["\n", "\n\n", "\n\u3000\u3000", "\n\n\u3000\u3000"])
+    if style == "one":
+        return "".join(sentences)
+    if style == "wrapped":
+        text, width = "".join(sentences), rng.randrange(24, 42)
+        return "\n".join(text[i : i + width] for i in range(0, len(text), width))
+    if style == "sections":
+        sentences = _numbered(rng, [OWN_NUMBER.sub("", s) for s in sentences])
+        breaks = breaks.replace("\n\n", "\n")
+    kept = 1.0 if style == "sections" else 0.85  # a numbered part always starts a line
     body = sentences[0]
     for s in sentences[1:]:
-        body += (breaks if rng.random() < 0.6 else "") + s
+        body += (breaks if rng.random() < kept else "") + s
     return body
+
+
+def _numbered(rng: random.Random, sentences: list[str]) -> list[str]:
+    """Each sentence under a section heading (一、总体要求) or as an article (第一条, （一）, 1.)."""
+    headings = rng.sample(SECTION_HEADINGS, len(sentences))
+    if rng.random() < 0.5:
+        after = rng.choice(["\n", "。", "\n\u3000\u3000"])
+        return [
+            f"{CHINESE_NUMBERS[i]}、{h}{after}{s}"
+            for i, (h, s) in enumerate(zip(headings, sentences, strict=False))
+        ]
+    mark, space = rng.choice(["第{}条", "（{}）", "{}."]), rng.choice(["\u3000", " ", ""])
+    return [
+        mark.format(CHINESE_NUMBERS[i] if mark != "{}." else i + 1) + space + s
+        for i, s in enumerate(sentences)
+    ]
 
 
 def _sentences(rng, topic, kind, place, issuer, published) -> list[str]:
