@@ -110,6 +110,35 @@ def test_policy_bodies_mostly_run_over_lines_and_never_start_with_the_addressee_
     assert sum(bool(numbered.search(c)) for c in contents) >= 0.1 * len(contents)
 
 
+def test_the_issuing_offices_header_and_signature_are_said_but_never_title_or_content():
+    headed = signed = 0
+    for r in POLICY:
+        label, lines = json.loads(r["output"]), re.split(r"\n| (?=\S+市)", r["instruction"])
+        office = [x for x in lines if re.fullmatch(r"\S+市\S+(?:文件|公报  \d{4}年第\d+期)", x)]
+        headed += bool(office)
+        assert not any(label["title"] in x or x in label["content"] for x in office)
+        after = r["instruction"].split(label["content"], 1)[1].lstrip()
+        if re.match(r"\S+市\S+\s+\d{4}\D", after):  # the office, then a date
+            signed += 1
+            assert after.split()[0] not in label["title"]
+    assert headed >= 0.15 * len(POLICY) and signed >= 0.15 * len(POLICY)
+
+
+def test_a_page_whose_only_date_is_under_the_signature_was_published_on_it():
+    bare = 0
+    for r in POLICY:
+        label, text = json.loads(r["output"]), r["instruction"]
+        if re.search("发布|成文日期|来源：|作者：", text):  # a metadata table or a source line
+            continue
+        after = text.split(label["content"], 1)[1]
+        signed = re.match(r"\s+\S+市\S+\s+(\d{4})\D(\d{1,2})\D(\d{1,2})", after)
+        if signed:
+            y, m, d = (int(x) for x in signed.groups())
+            assert label["publishtime"] == f"{y:04d}-{m:02d}-{d:02d}"
+            bare += 1
+    assert bare >= 0.05 * len(POLICY)
+
+
 def test_other_peoples_names_and_mailboxes_are_never_the_answer():
     from slmtune.data.synth._fragments import STAFF_ROLES
 

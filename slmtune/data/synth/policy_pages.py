@@ -3,14 +3,17 @@
 The page text is what a crawler gets, assembled from parts that sites place differently:
 navigation, a breadcrumb (with or without the title), a list of other documents with their
 dates, a metadata table (成文日期 and 发布日期 in mixed date formats; sometimes the title in
-it) or a one-line source/date under the title, an addressee line, the body (mostly over
-several lines: paragraphs, numbered sections or articles, a PDF's fixed-width wrap),
-attachments, editor and related links, share and print buttons, and a footer with 主办单位,
-ICP and 公安 filing numbers and phone numbers. Lines may be flattened onto one.
+it) or a one-line source/date under the title, the issuing office's header line above the
+title (…文件, a gazette's name and issue), an addressee line, the body (mostly over several
+lines: paragraphs, numbered sections or articles, a PDF's fixed-width wrap), the office's
+signature and date under it, attachments, editor and related links, share and print
+buttons, and a footer with 主办单位, ICP and 公安 filing numbers and phone numbers. Lines
+may be flattened onto one.
 Rule for the label: `publishtime` is the 发布日期/发布时间 of the page, normalised to
-YYYY-MM-DD (成文日期, the drafting date, is a distractor); `title` is the heading;
-`content` is the body text exactly as it appears; the addressee line above it (各有关单位：)
-is not part of it.
+YYYY-MM-DD (成文日期, the drafting date, is a distractor; on a page that shows no other
+date, the date under the signature is it); `title` is the heading (not the office's header
+or signature); `content` is the body text exactly as it appears; the addressee line above
+it (各有关单位：) and the signature under it are not part of it.
 """
 
 from __future__ import annotations
@@ -120,12 +123,19 @@ def _page(rng: random.Random, fake: Faker) -> dict:
     sentences = _sentences(rng, topic, kind, place, issuer, published)
     meta = _meta(rng, place, issuer, title, published, drafted)
     head = _navigation(rng, fake, place, title, published)
-    table = rng.random() < 0.5  # metadata table above the title, else one line under it
+    # a scanned or converted document: the signature's date under the body is its only date,
+    # and by convention the date it was published
+    bare = rng.random() < 0.1
+    table = not bare and rng.random() < 0.5  # metadata table above the title, else a line under it
     head += [meta if table else "", rng.choice(["字号：大 中 小", "【字体：大 中 小】", ""])]
-    under = "" if table else _source_line(rng, place, issuer, published)
+    under = "" if table or bare else _source_line(rng, place, issuer, published)
+    office = _office_header(rng, place, issuer, published) if bare or rng.random() < 0.25 else []
     content = _body(rng, sentences)
     to = rng.choice(ADDRESSEES) if rng.random() < 0.35 else ""
-    parts = [*head, title, under, to, content, *_footer(rng, fake, place, topic, kind, published)]
+    signed = bare or rng.random() < 0.25  # the office and the drafting date under the body
+    signature = [f"{place}{issuer}", _fmt(published if bare else drafted, rng)] if signed else []
+    footer = _footer(rng, fake, place, topic, kind, published)
+    parts = [*head, *office, title, under, to, content, *signature, *footer]
     text = rng.choice(["\n", "\n\n", "\n", " "]).join(p for p in parts if p)
     label = {"title": title, "publishtime": published.isoformat(), "content": content}
     return {
@@ -210,6 +220,17 @@ def _navigation(rng, fake, place, title, published) -> list[str]:
     if rng.random() < 0.25:  # a side list of other documents, each with its date
         lines += [sections[1], *(_other_document(rng, fake, published) for _ in range(3))]
     return lines
+
+
+def _office_header(rng, place, issuer, published) -> list[str]:
+    """The issuing office's line above the title, as on a red-header document or a gazette
+    (a name, never the title), sometimes with the document number under it."""
+    name = rng.choice(
+        [f"{place}{issuer}文件", f"{place}人民政府公报  {published.year}年第{rng.randrange(1, 25)}期",
+         f"{place}{issuer}"]
+    )  # fmt: skip
+    number = f"{place[:1]}政办发〔{published.year}〕{rng.randrange(1, 80)}号"
+    return [name, number] if rng.random() < 0.5 else [name]
 
 
 def _footer(rng, fake, place, topic, kind, published) -> list[str]:
