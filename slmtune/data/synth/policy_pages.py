@@ -132,7 +132,7 @@ def _page(rng: random.Random, fake: Faker) -> dict:
     office = _office_header(rng, place, issuer, published) if bare or rng.random() < 0.25 else []
     content = _body(rng, sentences)
     to = rng.choice(ADDRESSEES) if rng.random() < 0.35 else ""
-    signed = bare or rng.random() < 0.25  # the office and the drafting date under the body
+    signed = bare or rng.random() < 0.25  # the office and its date (drafted; bare: published)
     signature = [f"{place}{issuer}", _fmt(published if bare else drafted, rng)] if signed else []
     footer = _footer(rng, fake, place, topic, kind, published)
     parts = [*head, *office, title, under, to, content, *signature, *footer]
@@ -178,7 +178,7 @@ def _numbered(rng: random.Random, sentences: list[str]) -> list[str]:
         after = rng.choice(["\n", "。", "\n\u3000\u3000"])
         return [
             f"{CHINESE_NUMBERS[i]}、{h}{after}{s}"
-            for i, (h, s) in enumerate(zip(headings, sentences, strict=False))
+            for i, (h, s) in enumerate(zip(headings, sentences, strict=True))
         ]
     mark, space = rng.choice(["第{}条", "（{}）", "{}."]), rng.choice(["\u3000", " ", ""])
     return [
