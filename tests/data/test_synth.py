@@ -153,6 +153,13 @@ def test_other_peoples_names_and_mailboxes_are_never_the_answer():
     assert seen >= 50
 
 
+def test_complaints_run_from_one_short_clause_to_several():
+    questions = [label["question"] for label in LABELS if label["question"]]
+    clauses = [len(q.split("，")) for q in questions]
+    assert sum(n == 1 for n in clauses) >= 0.12 * len(questions)  # just what happened
+    assert sum(n >= 4 for n in clauses) >= 0.1 * len(questions)
+
+
 def test_handles_regions_titles_and_other_cases_are_said_but_never_the_answer():
     from slmtune.data.synth import _fragments as F
 

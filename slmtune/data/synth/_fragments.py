@@ -1,6 +1,7 @@
 """Word lists the synthetic generators compose from. Data, not logic."""
 
-# domain -> (subjects, problems). A complaint = subject + problem + duration + consequence + demand.
+# domain -> (subjects, problems). A complaint = subject + problem, then none to several of a
+# duration, a consequence and a detail, sometimes a demand (complaints.py `_complaint`).
 DOMAINS: dict[str, tuple[list[str], list[str]]] = {
     "broadband": (
         ["家里的宽带", "光猫", "我办的千兆宽带", "小区的网络", "路由器那边的网", "家里WiFi"],
@@ -104,8 +105,6 @@ DOMAINS: dict[str, tuple[list[str], list[str]]] = {
 }
 
 DURATIONS = [
-    "",
-    "",
     "已经一个星期了",
     "持续快半个月了",
     "从上个月开始就这样",
@@ -118,8 +117,6 @@ DURATIONS = [
     "每次下雨就这样",
 ]
 CONSEQUENCES = [
-    "",
-    "",
     "孩子上网课都上不了",
     "家里老人很着急",
     "严重影响正常工作",
@@ -131,6 +128,17 @@ CONSEQUENCES = [
     "邻居们也都有同样的问题",
     "客服每次都让我再等等",
 ]
+# what else happened, composed from parts (who + what they did, or what it cost and how
+# much), so a fact inside the complaint is told apart from a plea by what it says, not by a list
+DETAIL_WHO = ["上门的人", "售后", "营业厅", "维修工", "网点", "那边", "值班的", "负责的人", "公司"]
+DETAIL_DID = ["来了也没带工具", "一问三不知", "只会让我填单子", "把问题推给厂家", "电话永远占线",
+              "登记完就没下文了", "不肯出书面说明", "把我的单子弄丢了", "让我换个渠道再报", "当面答应得好好的",
+              "说是我自己操作不当", "查了半天说没有记录"]  # fmt: skip
+DETAIL_COST = ["为这事跑了{k}趟", "前后打了{k}次电话", "白等了{k}天", "多交了{n}块钱", "损失了{n}多元",
+               "请了{k}天假在家等", "已经投诉{k}次了", "修一次收了{n}元"]  # fmt: skip
+DETAIL_STATE = ["到现在还是老样子", "钱一直没退回来", "事先没有任何提示", "周围几户都一样",
+                "家里的东西都受了潮", "出门都成了问题", "单据上的金额也对不上", "换了新的照样不行",
+                "白天晚上都这样", "连个解释都没有", "问题越来越严重", "夜里根本没法休息"]  # fmt: skip
 # what the complainant claims specifically (always "要求…", so it reads apart from a plea to
 # hurry, which starts 请/希望/麻烦…): part of the complaint (its label)
 DEMANDS = [

@@ -15,7 +15,8 @@ naming the complaint's topic. The question is the complaint itself (what happene
 a specific demand, 要求…, when there is one): a plea or a rhetorical question after it
 ("，希望尽快处理", "，你们到底管不管？", composed from parts so they vary), and the sender's
 name or address said in the same sentence, are not part of it.
-The complaint itself is composed from fragments, so thousands are distinct.
+The complaint itself is composed from fragments, one clause to several, so thousands are
+distinct.
 """
 
 from __future__ import annotations
@@ -339,13 +340,34 @@ def _plea(rng: random.Random) -> str:
 
 
 def _complaint(rng: random.Random) -> str:
+    """What happened, in one clause or several: the problem, then none to three of how long,
+    what it caused and what else happened, sometimes a second problem and a demand. Real
+    complaints are as often one short clause as four, so the model cannot count its way to
+    where a complaint ends."""
     subjects, problems = F.DOMAINS[rng.choice(list(F.DOMAINS))]
-    pieces = [
-        rng.choice(subjects) + rng.choice(problems),
-        rng.choice(F.DURATIONS),
-        rng.choice(F.CONSEQUENCES),
-        rng.choice(F.DEMANDS) if rng.random() < 0.35 else "",
+    problem, other = rng.sample(problems, 2)
+    clauses = [rng.choice(subjects) + problem]
+    if rng.random() < 0.2:  # a second problem in the same domain
+        clauses.append("而且" + other)
+    more = rng.choices([0, 1, 2, 3], weights=[35, 30, 22, 13])[0]
+    kinds = rng.sample(["duration", "consequence", "detail", "detail"], more)
+    if "duration" in kinds:  # how long comes right after the problem
+        clauses.append(rng.choice(F.DURATIONS))
+    clauses += [
+        rng.choice(F.CONSEQUENCES) if kind == "consequence" else _detail(rng)
+        for kind in kinds
+        if kind != "duration"
     ]
-    if rng.random() < 0.25:  # a second problem in the same domain
-        pieces.insert(1, "而且" + rng.choice(problems))
-    return "，".join(p for p in pieces if p)
+    if rng.random() < 0.35:
+        clauses.append(rng.choice(F.DEMANDS))
+    return "，".join(dict.fromkeys(clauses))  # two details may coincide: say it once
+
+
+def _detail(rng: random.Random) -> str:
+    """Something else that happened: what someone did, what it cost, or how things stand."""
+    kind = rng.random()
+    if kind < 0.35:
+        return rng.choice(F.DETAIL_WHO) + rng.choice(F.DETAIL_DID)
+    if kind < 0.65:
+        return rng.choice(F.DETAIL_COST).format(k=rng.randrange(2, 9), n=rng.randrange(30, 900))
+    return rng.choice(F.DETAIL_STATE)
