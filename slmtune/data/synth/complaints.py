@@ -351,7 +351,7 @@ def _complaint(rng: random.Random) -> str:
         clauses.append("而且" + other)
     more = rng.choices([0, 1, 2, 3], weights=[35, 30, 22, 13])[0]
     kinds = rng.sample(["duration", "consequence", "detail", "detail"], more)
-    if "duration" in kinds:  # how long comes right after the problem
+    if "duration" in kinds:  # how long comes right after the problem(s)
         clauses.append(rng.choice(F.DURATIONS))
     clauses += [
         rng.choice(F.CONSEQUENCES) if kind == "consequence" else _detail(rng)

@@ -124,7 +124,8 @@ def _page(rng: random.Random, fake: Faker) -> dict:
     drafted = published - timedelta(days=rng.choice([0, 1, 3, 7, 12, 20]))
     sentences = _sentences(rng, topic, kind, place, issuer, published)
     meta = _meta(rng, place, issuer, title, published, drafted)
-    # where the site is, for the links of a page a crawler converted to Markdown (a fifth): else None
+    # a fifth of pages a crawler converted to Markdown: `site` is then the host of their
+    # links, else None (a plain page)
     site = rng.choice(["www", "zwgk", "xxgk"]) + f".{fake.pystr(2, 4).lower()}.gov.cn"
     site = site if rng.random() < 0.2 else None
     head = _navigation(rng, fake, place, title, published, site)
@@ -160,8 +161,8 @@ def _body(rng: random.Random, sentences: list[str], markdown: bool = False) -> s
     break and a full-width indent; numbered articles or section headings (一、总体要求) on
     lines of their own; or a PDF's text wrapped at a fixed width, mid-sentence. Some are one
     paragraph. A body therefore rarely ends at the first line break after it starts. In
-    Markdown every paragraph and numbered part is apart by a blank line, as between the
-    page's other blocks.
+    Markdown a line break is a blank line, as between the page's other blocks (a converter
+    joins a PDF's wrapped lines back, so those bodies come as paragraphs).
     """
     style = rng.choices(["one", "paragraphs", "sections", "wrapped"], weights=[15, 45, 25, 15])[0]
     breaks = rng.choice(["\n", "\n\n", "\n\u3000\u3000", "\n\n\u3000\u3000"])
@@ -179,7 +180,7 @@ def _body(rng: random.Random, sentences: list[str], markdown: bool = False) -> s
             sentences = [s.replace("\n", breaks) for s in sentences]
         else:
             breaks = breaks.replace("\n\n", "\n")
-    kept = 1.0 if style == "sections" or markdown else 0.85  # a numbered part starts a line
+    kept = 1.0 if style == "sections" else 0.85  # a numbered part always starts a line
     body = sentences[0]
     for s in sentences[1:]:
         body += (breaks if rng.random() < kept else "") + s
@@ -220,7 +221,8 @@ def _sentences(rng, topic, kind, place, issuer, published) -> list[str]:
 
 
 def _navigation(rng, fake, place, title, published, site) -> list[str]:
-    """Menu, breadcrumb (with or without the title), sometimes a list of other documents."""
+    """Menu, breadcrumb (with or without the title), sometimes a list of other documents;
+    on a Markdown page the menu or the breadcrumb as links."""
     sections = rng.sample(["通知公告", "政策文件", "工作动态", "政策解读", "信息公开"], 2)
     if site:
         crumbs = [
@@ -236,7 +238,10 @@ def _navigation(rng, fake, place, title, published, site) -> list[str]:
         if rng.random() < 0.25:
             lines += [
                 f"## {sections[1]}",
-                *(_other_document(rng, fake, published, site) for _ in range(3)),
+                *(
+                    _other_document(rng, fake, published, site, rng.choice(["- ", "* "]))
+                    for _ in range(3)
+                ),
             ]
         return lines
     lines = [
@@ -269,7 +274,9 @@ def _footer(rng, fake, place, topic, kind, published, site) -> list[str]:
     return [
         rng.choice(["", f"附件：{topic}申报表.docx", f"附件：1.{topic}{kind}.pdf 2.政策解读.doc"]),
         rng.choice(["", f"（编辑：{fake.name()}）", f"责任编辑：{fake.name()}"]),
-        rng.choice(["", "相关文件：" + _other_document(rng, fake, published, site), "延伸阅读"]),
+        rng.choice(
+            ["", "相关文件：" + _other_document(rng, fake, published, site, ""), "延伸阅读"]
+        ),
         *(_previous_and_next(rng, fake, published, site) if rng.random() < 0.3 else []),
         rng.choice(["打印本页 关闭窗口", "【打印】【关闭】", "分享到：", "扫码在手机上查看"]),
         f"主办单位：{place}{rng.choice(ISSUERS)}  联系电话：0{rng.randrange(10, 999)}-{rng.randrange(10**6, 10**8)}",
@@ -304,12 +311,14 @@ def _source_line(rng, place, issuer, published) -> str:
     return rng.choice([f"{source}  {stamp}{extra}", f"{stamp}  {source}{extra}"])
 
 
-def _other_document(rng, fake, published, site) -> str:
+def _other_document(rng, fake, published, site, bullet="- ") -> str:
+    """Another document and its date; on a Markdown page a link, in a list unless `bullet`
+    is empty."""
     when = published - timedelta(days=rng.randrange(1, 400))
     name = _other_title(rng, fake)
     if site:
-        return rng.choice(
-            [f"- {_link(rng, name, when, site)}  {when}", f"* {_link(rng, name, when, site)}"]
+        return bullet + rng.choice(
+            [f"{_link(rng, name, when, site)}  {when}", _link(rng, name, when, site)]
         )
     return rng.choice([f"· {name}  {when:%Y-%m-%d}", f"[{when:%m-%d}] {name}", f"{name}（{when}）"])
 
@@ -320,19 +329,20 @@ def _other_title(rng, fake) -> str:
 
 
 def _previous_and_next(rng, fake, published, site) -> list[str]:
-    """Links to the site's previous and next documents (上一篇 / 下一篇): other titles."""
+    """Links to the site's previous and next documents (上一篇 / 下一篇; sometimes only one):
+    other titles, never the page's."""
     links = []
     for word, days in (("上一篇", -rng.randrange(1, 60)), ("下一篇", rng.randrange(1, 60))):
         name, when = _other_title(rng, fake), published + timedelta(days=days)
-        label = f"{word}{rng.choice(['：', ':', ''])}"
+        lead = f"{word}{rng.choice(['：', ':', ''])}"
         if site:
             links.append(
                 rng.choice(
-                    [_link(rng, label + name, when, site), label + _link(rng, name, when, site)]
+                    [_link(rng, lead + name, when, site), lead + _link(rng, name, when, site)]
                 )
             )
         else:
-            links.append(label + name)
+            links.append(lead + name)
     return links if rng.random() < 0.7 else [rng.choice(links)]
 
 
