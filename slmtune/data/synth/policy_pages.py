@@ -6,11 +6,9 @@ dates, a metadata table (成文日期 and 发布日期 in mixed date formats; so
 it) or a one-line source/date under the title, the issuing office's header line above the
 title (…文件, a gazette's name and issue), an addressee line, the body (mostly over several
 lines: paragraphs, numbered sections or articles, a PDF's fixed-width wrap), the office's
-signature and date under it, attachments, editor and related links, links to the previous
-and next documents, share and print buttons, and a footer with 主办单位, ICP and 公安 filing
-numbers and phone numbers. Lines may be flattened onto one; a fifth of pages arrive as a
-crawler's Markdown (links as [text](url), the title a # heading, every part and every
-paragraph of the body apart by a blank line).
+signature and date under it, attachments, editor and related links, share and print
+buttons, and a footer with 主办单位, ICP and 公安 filing numbers and phone numbers. Lines
+may be flattened onto one.
 Rule for the label: `publishtime` is the 发布日期/发布时间 of the page, normalised to
 YYYY-MM-DD (成文日期, the drafting date, is a distractor; on a page that shows no other
 date, the date under the signature is it); `title` is the heading (not the office's header
@@ -124,11 +122,7 @@ def _page(rng: random.Random, fake: Faker) -> dict:
     drafted = published - timedelta(days=rng.choice([0, 1, 3, 7, 12, 20]))
     sentences = _sentences(rng, topic, kind, place, issuer, published)
     meta = _meta(rng, place, issuer, title, published, drafted)
-    # a fifth of pages a crawler converted to Markdown: `site` is then the host of their
-    # links, else None (a plain page)
-    site = rng.choice(["www", "zwgk", "xxgk"]) + f".{fake.pystr(2, 4).lower()}.gov.cn"
-    site = site if rng.random() < 0.2 else None
-    head = _navigation(rng, fake, place, title, published, site)
+    head = _navigation(rng, fake, place, title, published)
     # a scanned or converted document: the signature's date under the body is its only date,
     # and by convention the date it was published
     bare = rng.random() < 0.1
@@ -136,15 +130,13 @@ def _page(rng: random.Random, fake: Faker) -> dict:
     head += [meta if table else "", rng.choice(["字号：大 中 小", "【字体：大 中 小】", ""])]
     under = "" if table or bare else _source_line(rng, place, issuer, published)
     office = _office_header(rng, place, issuer, published) if bare or rng.random() < 0.25 else []
-    content = _body(rng, sentences, markdown=site is not None)
+    content = _body(rng, sentences)
     to = rng.choice(ADDRESSEES) if rng.random() < 0.35 else ""
     signed = bare or rng.random() < 0.25  # the office and its date (drafted; bare: published)
     signature = [f"{place}{issuer}", _fmt(published if bare else drafted, rng)] if signed else []
-    footer = _footer(rng, fake, place, topic, kind, published, site)
-    heading = rng.choice(["# ", "## "]) + title if site else title
-    parts = [*head, *office, heading, under, to, content, *signature, *footer]
-    glue = "\n\n" if site else rng.choice(["\n", "\n\n", "\n", " "])
-    text = glue.join(p for p in parts if p)
+    footer = _footer(rng, fake, place, topic, kind, published)
+    parts = [*head, *office, title, under, to, content, *signature, *footer]
+    text = rng.choice(["\n", "\n\n", "\n", " "]).join(p for p in parts if p)
     label = {"title": title, "publishtime": published.isoformat(), "content": content}
     return {
         "system": POLICY_SYSTEM_PROMPT,
@@ -154,21 +146,16 @@ def _page(rng: random.Random, fake: Faker) -> dict:
     }
 
 
-def _body(rng: random.Random, sentences: list[str], markdown: bool = False) -> str:
+def _body(rng: random.Random, sentences: list[str]) -> str:
     """The body as sites lay it out (the label keeps every break: it is the text as it is).
 
     Most bodies run over several lines: paragraphs apart by a line break, a blank line or a
     break and a full-width indent; numbered articles or section headings (一、总体要求) on
     lines of their own; or a PDF's text wrapped at a fixed width, mid-sentence. Some are one
-    paragraph. A body therefore rarely ends at the first line break after it starts. In
-    Markdown a line break is a blank line, as between the page's other blocks (a converter
-    joins a PDF's wrapped lines back, so those bodies come as paragraphs).
+    paragraph. A body therefore rarely ends at the first line break after it starts.
     """
     style = rng.choices(["one", "paragraphs", "sections", "wrapped"], weights=[15, 45, 25, 15])[0]
     breaks = rng.choice(["\n", "\n\n", "\n\u3000\u3000", "\n\n\u3000\u3000"])
-    if markdown:
-        style = "paragraphs" if style == "wrapped" else style
-        breaks = "\n\n"
     if style == "one":
         return "".join(sentences)
     if style == "wrapped":
@@ -176,10 +163,7 @@ def _body(rng: random.Random, sentences: list[str], markdown: bool = False) -> s
         return "\n".join(text[i : i + width] for i in range(0, len(text), width))
     if style == "sections":
         sentences = _numbered(rng, [OWN_NUMBER.sub("", s) for s in sentences])
-        if markdown:  # a heading's line break too
-            sentences = [s.replace("\n", breaks) for s in sentences]
-        else:
-            breaks = breaks.replace("\n\n", "\n")
+        breaks = breaks.replace("\n\n", "\n")
     kept = 1.0 if style == "sections" else 0.85  # a numbered part always starts a line
     body = sentences[0]
     for s in sentences[1:]:
@@ -220,30 +204,9 @@ def _sentences(rng, topic, kind, place, issuer, published) -> list[str]:
     ]
 
 
-def _navigation(rng, fake, place, title, published, site) -> list[str]:
-    """Menu, breadcrumb (with or without the title), sometimes a list of other documents;
-    on a Markdown page the menu or the breadcrumb as links."""
+def _navigation(rng, fake, place, title, published) -> list[str]:
+    """Menu, breadcrumb (with or without the title), sometimes a list of other documents."""
     sections = rng.sample(["通知公告", "政策文件", "工作动态", "政策解读", "信息公开"], 2)
-    if site:
-        crumbs = [
-            _link(rng, "首页", published, site),
-            _link(rng, "政务公开", published, site),
-            sections[0],
-        ]
-        lines = [
-            rng.choice(
-                [" > ".join(crumbs), " ".join(_link(rng, n, published, site) for n in NAV[:5])]
-            )
-        ]
-        if rng.random() < 0.25:
-            lines += [
-                f"## {sections[1]}",
-                *(
-                    _other_document(rng, fake, published, site, rng.choice(["- ", "* "]))
-                    for _ in range(3)
-                ),
-            ]
-        return lines
     lines = [
         rng.choice([" ".join(rng.sample(NAV, rng.randrange(4, 8))), f"{place}政府信息公开网", ""]),
         rng.choice(
@@ -255,7 +218,7 @@ def _navigation(rng, fake, place, title, published, site) -> list[str]:
         ),
     ]
     if rng.random() < 0.25:  # a side list of other documents, each with its date
-        lines += [sections[1], *(_other_document(rng, fake, published, None) for _ in range(3))]
+        lines += [sections[1], *(_other_document(rng, fake, published) for _ in range(3))]
     return lines
 
 
@@ -270,14 +233,11 @@ def _office_header(rng, place, issuer, published) -> list[str]:
     return [name, number] if rng.random() < 0.5 else [name]
 
 
-def _footer(rng, fake, place, topic, kind, published, site) -> list[str]:
+def _footer(rng, fake, place, topic, kind, published) -> list[str]:
     return [
         rng.choice(["", f"附件：{topic}申报表.docx", f"附件：1.{topic}{kind}.pdf 2.政策解读.doc"]),
         rng.choice(["", f"（编辑：{fake.name()}）", f"责任编辑：{fake.name()}"]),
-        rng.choice(
-            ["", "相关文件：" + _other_document(rng, fake, published, site, ""), "延伸阅读"]
-        ),
-        *(_previous_and_next(rng, fake, published, site) if rng.random() < 0.3 else []),
+        rng.choice(["", "相关文件：" + _other_document(rng, fake, published), "延伸阅读"]),
         rng.choice(["打印本页 关闭窗口", "【打印】【关闭】", "分享到：", "扫码在手机上查看"]),
         f"主办单位：{place}{rng.choice(ISSUERS)}  联系电话：0{rng.randrange(10, 999)}-{rng.randrange(10**6, 10**8)}",
         f"{rng.choice('京沪粤苏浙鲁川鄂')}ICP备{rng.randrange(10**7, 10**8)}号-{rng.randrange(1, 9)}"
@@ -311,42 +271,8 @@ def _source_line(rng, place, issuer, published) -> str:
     return rng.choice([f"{source}  {stamp}{extra}", f"{stamp}  {source}{extra}"])
 
 
-def _other_document(rng, fake, published, site, bullet="- ") -> str:
-    """Another document and its date; on a Markdown page a link, in a list unless `bullet`
-    is empty."""
+def _other_document(rng, fake, published) -> str:
     when = published - timedelta(days=rng.randrange(1, 400))
-    name = _other_title(rng, fake)
-    if site:
-        return bullet + rng.choice(
-            [f"{_link(rng, name, when, site)}  {when}", _link(rng, name, when, site)]
-        )
-    return rng.choice([f"· {name}  {when:%Y-%m-%d}", f"[{when:%m-%d}] {name}", f"{name}（{when}）"])
-
-
-def _other_title(rng, fake) -> str:
-    return rng.choice(WRAPPERS).format(p=fake.city_name() + "市", t=rng.choice(TOPICS),
+    name = rng.choice(WRAPPERS).format(p=fake.city_name() + "市", t=rng.choice(TOPICS),
                                        k=rng.choice(KINDS))  # fmt: skip
-
-
-def _previous_and_next(rng, fake, published, site) -> list[str]:
-    """Links to the site's previous and next documents (上一篇 / 下一篇; sometimes only one):
-    other titles, never the page's."""
-    links = []
-    for word, days in (("上一篇", -rng.randrange(1, 60)), ("下一篇", rng.randrange(1, 60))):
-        name, when = _other_title(rng, fake), published + timedelta(days=days)
-        lead = f"{word}{rng.choice(['：', ':', ''])}"
-        if site:
-            links.append(
-                rng.choice(
-                    [_link(rng, lead + name, when, site), lead + _link(rng, name, when, site)]
-                )
-            )
-        else:
-            links.append(lead + name)
-    return links if rng.random() < 0.7 else [rng.choice(links)]
-
-
-def _link(rng, text, when, site) -> str:
-    """A Markdown link to a page of the site, as a crawler converts an anchor."""
-    path = f"zwgk/{when:%Y%m}/t{when:%Y%m%d}_{rng.randrange(10**6, 10**7)}.html"
-    return f"[{text}](http://{site}/{path})"
+    return rng.choice([f"· {name}  {when:%Y-%m-%d}", f"[{when:%m-%d}] {name}", f"{name}（{when}）"])
