@@ -341,9 +341,8 @@ def _plea(rng: random.Random) -> str:
 
 def _complaint(rng: random.Random) -> str:
     """What happened, in one clause or several: the problem, then none to three of how long,
-    what it caused and what else happened, sometimes a second problem and a demand. Real
-    complaints are as often one short clause as four, so the model cannot count its way to
-    where a complaint ends."""
+    what it caused and what else happened, sometimes a second problem and a demand; so the
+    model cannot count clauses to find where a complaint ends."""
     subjects, problems = F.DOMAINS[rng.choice(list(F.DOMAINS))]
     problem, other = rng.sample(problems, 2)
     clauses = [rng.choice(subjects) + problem]
