@@ -8,8 +8,7 @@ title (…文件, a gazette's name and issue), an addressee line, the body (most
 lines: paragraphs, numbered sections or articles, a PDF's fixed-width wrap), the office's
 signature and date under it, attachments, editor and related links, share and print
 buttons, and a footer with 主办单位, ICP and 公安 filing numbers and phone numbers. Lines
-may be flattened onto one. Three bodies in ten carry a sentence of random common words, so
-that where a body ends is told by what follows it, not by knowing its sentences.
+may be flattened onto one.
 Rule for the label: `publishtime` is the 发布日期/发布时间 of the page, normalised to
 YYYY-MM-DD (成文日期, the drafting date, is a distractor; on a page that shows no other
 date, the date under the signature is it); `title` is the heading (not the office's header
@@ -25,8 +24,6 @@ import re
 from datetime import date, timedelta
 
 from faker import Faker
-
-from slmtune.data.synth._unfamiliar import common_words, unfamiliar
 
 POLICY_SYSTEM_PROMPT = (
     "将网页文本中的标题、发布时间和正文提取出来，以json格式输出，字段为title、publishtime、content，"
@@ -95,15 +92,6 @@ SECTION_HEADINGS = ["总体要求", "主要任务", "支持政策", "申报条�
 CHINESE_NUMBERS = "一二三四五六七八九十"
 OWN_NUMBER = re.compile(r"^(?:[一二三四五六七八九十]、[^。]*。|第.条 )")  # BODY's own numbering
 NAV = ["首页", "政务公开", "政策文件", "政策解读", "互动交流", "办事服务", "数据发布", "专题专栏"]
-UNFAMILIAR_RATE = 0.3  # bodies with one sentence of random common words (_unfamiliar.py)
-# what a random sentence of common words must never read as: navigation, the metadata, the
-# addressee, a section heading, the signature, a footer
-BODY_WORDS = common_words(
-    [*NAV, *ADDRESSEES, *SECTION_HEADINGS, *ISSUERS, "通知公告 工作动态 信息公开 当前位置 您所在的位置",
-     "索引号 发布机构 发文字号 成文日期 发布日期 发布时间 文件名称 标题 来源 信息来源 作者 点击量",
-     "字号：大 中 小 人民政府公报 附件 责任编辑 相关文件 延伸阅读 打印本页 关闭窗口 分享到",
-     "扫码在手机上查看 主办单位 联系电话 ICP备 网站标识码 公网安备"]
-)  # fmt: skip
 
 
 def generate_policy_pages(n: int, seed: int) -> list[dict]:
@@ -200,9 +188,7 @@ def _numbered(rng: random.Random, sentences: list[str]) -> list[str]:
 
 
 def _sentences(rng, topic, kind, place, issuer, published) -> list[str]:
-    """Three to six of BODY's sentences; in some bodies one of random common words besides, so
-    that where a body ends is told by what follows it, not by knowing its sentences."""
-    sentences = [
+    return [
         s.format(
             t=topic,
             k=kind,
@@ -216,10 +202,6 @@ def _sentences(rng, topic, kind, place, issuer, published) -> list[str]:
         )
         for s in rng.sample(BODY, rng.randrange(3, 7))
     ]
-    if rng.random() < UNFAMILIAR_RATE:
-        words = [unfamiliar(rng, BODY_WORDS, 2, 5) for _ in range(rng.randrange(1, 3))]
-        sentences.insert(rng.randrange(len(sentences) + 1), "，".join(words) + "。")
-    return sentences
 
 
 def _navigation(rng, fake, place, title, published) -> list[str]:
