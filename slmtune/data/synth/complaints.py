@@ -26,27 +26,29 @@ import json
 import random
 
 from faker import Faker
+from faker.providers.lorem.zh_CN import Provider as ChineseLorem
 
 from slmtune.data.synth import _fragments as F
-from slmtune.data.synth._unfamiliar import common_words, unfamiliar
 
 COMPLAINT_SYSTEM_PROMPT = (
     "将文本中的name、address、email、question提取出来，以json格式输出，字段为name、address、email、"
     "question，值为文本中提取出来的内容。"
 )
 KEYS = ("name", "address", "email", "question")
-UNFAMILIAR_RATE = 0.3  # complaints with one clause of random common words (_unfamiliar.py)
+UNFAMILIAR_RATE = 0.3  # complaints with one clause of random common words (`_unfamiliar`)
 SPEAKERS = ["客户", "用户", "来电人", "我", "业主", "居民"]  # the sender's side of a dialogue
-# what a random clause of common words must never read as: a plea, a label, a greeting, a
-# filler, another person's part
-COMMON_WORDS = common_words(
-    [*F.PLEAS, *F.PLEA_ASK, *F.PLEA_DO, *F.OUTCRIES, *F.RHETORIC, *F.ASKED, *F.NAME_LABELS,
-     *F.ADDRESS_LABELS, *F.EMAIL_LABELS, *F.QUESTION_LABELS, *F.GREETINGS, *F.FILLERS,
-     *F.TRAILERS, *F.SPOKEN, *F.RESIDENTS, *F.NARRATIVE_NAME, *F.NARRATIVE_ADDRESS,
-     *F.NARRATIVE_EMAIL, *F.STAFF_ROLES, *F.HANDLER_LABELS, *F.STAFF_SAYS, *F.OTHER_MAIL_LABELS,
-     *F.RELAYS, *F.RELAY_VERBS, *F.SUBJECTS, *F.TITLES, *F.TITLE_LABELS, *F.REGION_LABELS,
-     *F.HANDLE_LABELS, *F.OTHER_CASES, *F.EMPTY, *SPEAKERS]
-)  # fmt: skip
+# Faker's common Chinese words, less any that a plea, a label, a greeting, a filler or another
+# person's part uses: a random clause of them never reads as one of those
+_MARKS = [*F.PLEAS, *F.PLEA_ASK, *F.PLEA_DO, *F.OUTCRIES, *F.RHETORIC, *F.ASKED, *F.NAME_LABELS,
+          *F.ADDRESS_LABELS, *F.EMAIL_LABELS, *F.QUESTION_LABELS, *F.GREETINGS, *F.FILLERS,
+          *F.TRAILERS, *F.SPOKEN, *F.RESIDENTS, *F.NARRATIVE_NAME, *F.NARRATIVE_ADDRESS,
+          *F.NARRATIVE_EMAIL, *F.STAFF_ROLES, *F.HANDLER_LABELS, *F.STAFF_SAYS,
+          *F.OTHER_MAIL_LABELS, *F.RELAYS, *F.RELAY_VERBS, *F.SUBJECTS, *F.TITLES,
+          *F.TITLE_LABELS, *F.REGION_LABELS, *F.HANDLE_LABELS, *F.OTHER_CASES, *F.EMPTY,
+          *SPEAKERS]  # fmt: skip
+COMMON_WORDS = [
+    w for w in dict.fromkeys(ChineseLorem.word_list) if not any(w in mark for mark in _MARKS)
+]
 DROP_RATE = {"name": 0.2, "address": 0.2, "email": 0.25, "question": 0.06}
 
 
@@ -374,8 +376,16 @@ def _complaint(rng: random.Random) -> str:
     if rng.random() < 0.35:
         clauses.append(rng.choice(F.DEMANDS))
     if rng.random() < UNFAMILIAR_RATE:
-        clauses.insert(rng.randrange(len(clauses) + 1), unfamiliar(rng, COMMON_WORDS, 2, 5))
+        clauses.insert(rng.randrange(len(clauses) + 1), _unfamiliar(rng))
     return "，".join(dict.fromkeys(clauses))  # two details may coincide: say it once
+
+
+def _unfamiliar(rng: random.Random) -> str:
+    """A clause of common words drawn at random, in no list of ours (mention replacement, as
+    in NER augmentation): content the model cannot recognise, so where a complaint starts and
+    ends can only be told by what is around it (a plea, the sender's name, a label), never by
+    knowing the complaint's words; real complaints are all unfamiliar to it."""
+    return "".join(rng.sample(COMMON_WORDS, rng.randrange(2, 6)))
 
 
 def _detail(rng: random.Random) -> str:
