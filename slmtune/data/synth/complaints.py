@@ -16,8 +16,7 @@ a specific demand, 要求…, when there is one): a plea or a rhetorical questio
 ("，希望尽快处理", "，你们到底管不管？", composed from parts so they vary), and the sender's
 name or address said in the same sentence, are not part of it.
 The complaint itself is composed from fragments, one clause to several, so thousands are
-distinct; three in ten carry a clause of random common words besides, so that where a
-complaint ends is told by what follows it, not by knowing its words.
+distinct.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ import json
 import random
 
 from faker import Faker
-from faker.providers.lorem.zh_CN import Provider as ChineseLorem
 
 from slmtune.data.synth import _fragments as F
 
@@ -35,20 +33,6 @@ COMPLAINT_SYSTEM_PROMPT = (
     "question，值为文本中提取出来的内容。"
 )
 KEYS = ("name", "address", "email", "question")
-UNFAMILIAR_RATE = 0.3  # complaints with one clause of random common words (`_unfamiliar`)
-SPEAKERS = ["客户", "用户", "来电人", "我", "业主", "居民"]  # the sender's side of a dialogue
-# Faker's common Chinese words, less any that a plea, a label, a greeting, a filler or another
-# person's part uses: a random clause of them never reads as one of those
-_MARKS = [*F.PLEAS, *F.PLEA_ASK, *F.PLEA_DO, *F.OUTCRIES, *F.RHETORIC, *F.ASKED, *F.NAME_LABELS,
-          *F.ADDRESS_LABELS, *F.EMAIL_LABELS, *F.QUESTION_LABELS, *F.GREETINGS, *F.FILLERS,
-          *F.TRAILERS, *F.SPOKEN, *F.RESIDENTS, *F.NARRATIVE_NAME, *F.NARRATIVE_ADDRESS,
-          *F.NARRATIVE_EMAIL, *F.STAFF_ROLES, *F.HANDLER_LABELS, *F.STAFF_SAYS,
-          *F.OTHER_MAIL_LABELS, *F.RELAYS, *F.RELAY_VERBS, *F.SUBJECTS, *F.TITLES,
-          *F.TITLE_LABELS, *F.REGION_LABELS, *F.HANDLE_LABELS, *F.OTHER_CASES, *F.EMPTY,
-          *SPEAKERS]  # fmt: skip
-COMMON_WORDS = [
-    w for w in dict.fromkeys(ChineseLorem.word_list) if not any(w in mark for mark in _MARKS)
-]
 DROP_RATE = {"name": 0.2, "address": 0.2, "email": 0.25, "question": 0.06}
 
 
@@ -189,7 +173,7 @@ def _dialogue(rng: random.Random, fake: Faker, label: dict) -> str:
     """A call or chat: an agent (with a name of their own) asks, the customer answers; turns
     as "who：what" or, like a chat export, a "who hh:mm" line above what was said."""
     agent = f"{rng.choice(F.STAFF_ROLES)}{fake.name()}"
-    me = rng.choice(SPEAKERS)
+    me = rng.choice(["客户", "用户", "来电人", "我", "业主", "居民"])
     turns = [(agent, "您好，请讲。")]
     if label["question"]:
         turns.append((me, f"{_urged(rng, label['question'])}。"))
@@ -375,17 +359,7 @@ def _complaint(rng: random.Random) -> str:
     ]
     if rng.random() < 0.35:
         clauses.append(rng.choice(F.DEMANDS))
-    if rng.random() < UNFAMILIAR_RATE:
-        clauses.insert(rng.randrange(len(clauses) + 1), _unfamiliar(rng))
     return "，".join(dict.fromkeys(clauses))  # two details may coincide: say it once
-
-
-def _unfamiliar(rng: random.Random) -> str:
-    """A clause of common words drawn at random, in no list of ours (mention replacement, as
-    in NER augmentation): content the model cannot recognise, so where a complaint starts and
-    ends can only be told by what is around it (a plea, the sender's name, a label), never by
-    knowing the complaint's words; real complaints are all unfamiliar to it."""
-    return "".join(rng.sample(COMMON_WORDS, rng.randrange(2, 6)))
 
 
 def _detail(rng: random.Random) -> str:
