@@ -213,16 +213,20 @@ def test_a_plea_after_the_complaint_is_said_but_never_part_of_it():
 
     # a plea is a known phrase or one composed from parts; these are how each kind starts
     rhetoric = {r.format(who=who)[:3] for r in F.RHETORIC for who in F.ASKED}
-    starts = (*F.PLEAS, *F.PLEA_ASK, *F.OUTCRIES, *rhetoric)
-    pleaded = 0
+    starts = (*F.PLEAS, *F.PLEA_ASK, *F.PLEA_WAIT, *F.OUTCRIES, *F.OUTCRY_HOW, *rhetoric,
+              *F.ASKED, *F.RHETORIC_ASK, *F.THANKS)  # fmt: skip
+    questions, pleas = 0, []
     for r, label in zip(RECORDS, LABELS, strict=True):
         question = label["question"]
         if question is None:
             continue
-        assert not any(p in question for p in (*F.PLEAS, *F.OUTCRIES))
-        after = r["instruction"].split(question, 1)[1]
-        pleaded += any(after.lstrip("，。！ ").startswith(p) for p in starts)
-    assert pleaded >= 100  # often right after it, in the same sentence or the next
+        questions += 1
+        assert not any(p in question for p in (*F.PLEAS, *F.OUTCRIES, *F.THANKS))
+        after = r["instruction"].split(question, 1)[1].lstrip("，。！ ")
+        pleas += [after[:6]] if after.startswith(starts) else []
+    # mostly right after it, in the same sentence or the next, and hardly ever the same twice:
+    # the model is to learn what a plea says, not a list of them
+    assert len(pleas) >= 0.5 * questions and len(set(pleas)) >= 0.4 * questions
 
 
 def _spreadsheet(text: str) -> dict | None:

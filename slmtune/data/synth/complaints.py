@@ -12,8 +12,9 @@ Other people appear too (staff, case handlers, the relay, service and personal m
 a neighbour's complaint or an earlier case): their names, emails and complaints are never
 the answer; nor are the sender's handle (昵称), a platform's region (IP属地) or a title
 naming the complaint's topic. The question is the complaint itself (what happened, and
-a specific demand, 要求…, when there is one): a plea or a rhetorical question after it
-("，希望尽快处理", "，你们到底管不管？", composed from parts so they vary), and the sender's
+a specific demand, 要求…, when there is one): a plea after it (urging, waiting for an answer,
+indignation, a rhetorical question or thanks: "，希望尽快处理", "，坐等回复", "，你们到底管不管？",
+mostly composed from parts so they vary; after seven complaints in ten), and the sender's
 name or address said in the same sentence, are not part of it.
 The complaint itself is composed from fragments, one clause to several, so thousands are
 distinct.
@@ -315,25 +316,36 @@ def _introduced(rng: random.Random, name: str | None, address: str | None) -> li
 
 
 def _urged(rng: random.Random, complaint: str) -> str:
-    """The complaint as said: often followed by a plea that is not part of it."""
-    if rng.random() < 0.5:
+    """The complaint as said: mostly followed by a plea that is not part of it."""
+    if rng.random() < 0.7:
         return complaint + rng.choice(["，", "，", "，", "。", "！", " "]) + _plea(rng)
     return complaint
 
 
 def _plea(rng: random.Random) -> str:
-    """Urging, courtesy or indignation: a known phrase, or one composed from parts (so the
-    model learns where a plea starts, not a list of them); sometimes two."""
-    kind = rng.random()
-    if kind < 0.3:
+    """Urging, waiting, indignation, a rhetorical question or thanks, each as often as the
+    others: a known phrase, or (mostly) one composed from parts, so the model learns what a
+    plea says rather than a list of them; sometimes two."""
+    kind = rng.choice(["urge", "wait", "outcry", "rhetoric", "thanks"])
+    known = rng.random() < 0.3
+    if kind == "urge" and known:
         plea = rng.choice(F.PLEAS)
-    elif kind < 0.7:
+    elif kind == "urge":
         ask = rng.choice(F.PLEA_ASK) + rng.choice(F.PLEA_SOON) + rng.choice(F.PLEA_DO)
         plea = ask + rng.choice(F.PLEA_END)
-    elif kind < 0.85:
+    elif kind == "wait":
+        plea = rng.choice(F.PLEA_WAIT) + rng.choice(F.PLEA_AWAITED) + rng.choice(F.PLEA_END)
+    elif kind == "outcry" and known:
         plea = rng.choice(F.OUTCRIES)
-    else:
+    elif kind == "outcry":
+        plea = "".join(rng.choice(part) for part in (F.OUTCRY_HOW, F.OUTCRY_WHAT, F.OUTCRY_END))
+    elif kind == "rhetoric" and known:
         plea = rng.choice(F.RHETORIC).format(who=rng.choice(F.ASKED))
+    elif kind == "rhetoric":
+        who = rng.choice([*F.ASKED, ""])
+        plea = who + rng.choice(F.RHETORIC_ASK) + rng.choice(F.RHETORIC_END)
+    else:
+        plea = rng.choice(F.THANKS)
     if rng.random() < 0.12:
         plea += rng.choice(["，", "！", " "]) + rng.choice(F.PLEAS)
     return plea
