@@ -224,7 +224,7 @@ def test_a_plea_after_the_complaint_is_said_but_never_part_of_it():
         assert not any(p in question for p in (*F.PLEAS, *F.OUTCRIES, *F.THANKS))
         after = r["instruction"].split(question, 1)[1].lstrip("，。！ ")
         pleas += [after[:6]] if after.startswith(starts) else []
-    # mostly right after it, in the same sentence or the next, and hardly ever the same twice:
+    # mostly right after it, in the same sentence or the next, and seldom the same twice:
     # the model is to learn what a plea says, not a list of them
     assert len(pleas) >= 0.5 * questions and len(set(pleas)) >= 0.4 * questions
 
