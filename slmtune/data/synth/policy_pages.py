@@ -149,11 +149,10 @@ def _page(rng: random.Random, fake: Faker) -> dict:
 def _body(rng: random.Random, sentences: list[str]) -> str:
     """The body as sites lay it out (the label keeps every break: it is the text as it is).
 
-    Most bodies run over several lines: paragraphs (one sentence to three) apart by a line
-    break, a blank line or a break and a full-width indent; numbered articles or section
-    headings (一、总体要求) on lines of their own; or a PDF's text wrapped at a fixed width,
-    mid-sentence. Some are one paragraph. A body therefore rarely ends at the first line
-    break after it starts, whatever the paragraph before it holds.
+    Most bodies run over several lines: paragraphs apart by a line break, a blank line or a
+    break and a full-width indent; numbered articles or section headings (一、总体要求) on
+    lines of their own; or a PDF's text wrapped at a fixed width, mid-sentence. Some are one
+    paragraph. A body therefore rarely ends at the first line break after it starts.
     """
     style = rng.choices(["one", "paragraphs", "sections", "wrapped"], weights=[15, 45, 25, 15])[0]
     breaks = rng.choice(["\n", "\n\n", "\n\u3000\u3000", "\n\n\u3000\u3000"])
@@ -162,15 +161,14 @@ def _body(rng: random.Random, sentences: list[str]) -> str:
     if style == "wrapped":
         text, width = "".join(sentences), rng.randrange(24, 42)
         return "\n".join(text[i : i + width] for i in range(0, len(text), width))
-    if style == "sections":  # a numbered part always starts a line
+    if style == "sections":
         sentences = _numbered(rng, [OWN_NUMBER.sub("", s) for s in sentences])
-        return breaks.replace("\n\n", "\n").join(sentences)
-    paragraphs = []  # of one sentence to three
-    while sentences:
-        size = rng.choice([1, 1, 2, 3])
-        paragraphs.append("".join(sentences[:size]))
-        sentences = sentences[size:]
-    return breaks.join(paragraphs)
+        breaks = breaks.replace("\n\n", "\n")
+    kept = 1.0 if style == "sections" else 0.85  # a numbered part always starts a line
+    body = sentences[0]
+    for s in sentences[1:]:
+        body += (breaks if rng.random() < kept else "") + s
+    return body
 
 
 def _numbered(rng: random.Random, sentences: list[str]) -> list[str]:
