@@ -255,6 +255,26 @@ def test_some_labelled_texts_are_a_spreadsheet_export_whose_handler_is_not_the_n
         if cells is None:
             continue
         tables += 1
-        handler = next((v for k, v in cells.items() if k.endswith(tuple(F.HANDLER_LABELS))), None)
+        handlers = (*F.HANDLER_LABELS, *(a + e for a in F.STAFF_ACTS for e in F.STAFF_ENDS))
+        handler = next((v for k, v in cells.items() if k.endswith(handlers)), None)
         assert handler is None or label["name"] != handler
     assert tables >= 15  # a header row of column names above the values row
+
+
+def test_a_name_is_often_labelled_by_a_role_and_a_handlers_role_never_labels_the_name():
+    from slmtune.data.synth import _fragments as F
+
+    separators = "|".join(re.escape(s) for s in F.SEPARATORS)
+    handlers = "|".join((*F.HANDLER_LABELS, *(a + e for a in F.STAFF_ACTS for e in F.STAFF_ENDS)))
+    roles = set()
+    for r, label in zip(RECORDS, LABELS, strict=True):
+        text = r["instruction"]
+        if label["name"]:
+            before = rf"([\u4e00-\u9fa5]{{1,4}}(?:人姓名|人|者))(?:{separators}){re.escape(label['name'])}"
+            roles.update(re.findall(before, text))
+        for named in re.findall(rf"(?:{handlers})(?:{separators})([\u4e00-\u9fa5]{{2,3}})", text):
+            name = label["name"]  # (unless a handler happens to share the sender's name)
+            assert not (name and named.startswith(name)) or text.count(name) > 1
+    # the model is to read whose role a label names (the sender's or a handler's), not
+    # remember a few words; the old generator's labelled names by three (联系人, 投诉人, 来电人)
+    assert len(roles) >= 12, sorted(roles)

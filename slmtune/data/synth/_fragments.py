@@ -205,6 +205,11 @@ THANKS = ["谢谢", "谢谢！", "感谢", "多谢", "辛苦了", "麻烦了", "
 SPOKEN = ["嗯", "那个", "就是", "呃", "然后", "对", "喂"]
 
 NAME_LABELS = ["姓名", "名字", "联系人", "投诉人", "客户姓名", "本人姓名", "称呼", "户主", "Name"]
+# A sender's name is as often labelled by their role: a role and an ending (反映人, 报修人姓名,
+# 求助者). 来信, 来电, 申请 and 留言 are left out on purpose: the held-out forms use them, so
+# what they score there measures reading a role, not remembering the word.
+SENDER_ROLES = ["投诉", "反映", "诉求", "报修", "举报", "求助", "咨询", "来访", "报障", "建议"]
+SENDER_ENDS = ["人", "人", "人姓名", "者"]
 ADDRESS_LABELS = [
     "地址",
     "住址",
@@ -285,6 +290,22 @@ BUILDING = ["", "", "{a}栋{b}单元{c}室", "{a}号楼{c}", "{a}幢{c}号", "{a
 # Other people a complaint mentions (staff, relays, service mailboxes): never the answer.
 STAFF_ROLES = ["客服", "维修师傅", "营业员", "经理", "工作人员", "片区负责人", "值班员", "安装工"]
 HANDLER_LABELS = ["承办人", "经办人", "受理人", "处理人", "记录人", "受理坐席", "派单员"]
+# ...and a handler's by what they do with the case (跟进人, 回访员, 审核人姓名); 登记 and 转办
+# left out for the same reason as above.
+STAFF_ACTS = [
+    "承办",
+    "经办",
+    "受理",
+    "处理",
+    "接线",
+    "回访",
+    "派单",
+    "审核",
+    "跟进",
+    "督办",
+    "办理",
+]
+STAFF_ENDS = ["人", "人", "员", "人姓名"]
 STAFF_SAYS = ["说会处理", "让我再等等", "说不归他们管", "答应三天内回复", "说要走流程"]
 OTHER_MAIL_LABELS = ["客服邮箱", "抄送", "官方邮箱", "工作人员邮箱", "受理邮箱", "经办人邮箱"]
 RELAYS = ["社区网格员", "热线话务员", "村委会", "驻点工作人员", "楼栋长", "志愿者"]

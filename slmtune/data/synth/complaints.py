@@ -2,8 +2,10 @@
 
 Every label value is copied verbatim from the text (extraction is copying), or null when
 the text does not contain that field. Surface forms vary: field order, label words (with
-typos), separators (full- and half-width), greetings, filler, distractor numbers (phones,
-work orders, dates, amounts) that must not be extracted, and trailing noise. Six layouts:
+typos; the name's is often the sender's role, 反映人 or 报修人姓名, and a handler's is made
+the same way, 跟进人), separators (full- and half-width), greetings, filler, distractor
+numbers (phones, work orders, dates, amounts) that must not be extracted, and trailing
+noise. Six layouts:
 labelled fields (an absent one sometimes shown with a placeholder: 无, N/A, -; sometimes as
 a spreadsheet export, a header row above the values row), a narrative, a message with
 headers and a signature, a dialogue with an agent (plain or time-stamped turns), a
@@ -69,26 +71,42 @@ def _record(rng: random.Random, fake: Faker) -> dict:
 
 
 def _labelled(rng: random.Random, fake: Faker, label: dict) -> str:
-    labels = {
-        "name": F.NAME_LABELS,
-        "address": F.ADDRESS_LABELS,
-        "email": F.EMAIL_LABELS,
-        "question": F.QUESTION_LABELS,
-    }
     said = {**label, "question": label["question"] and _urged(rng, label["question"])}
     blank = rng.random() < 0.4  # an absent field shown empty, like a form's export
     said = {k: (rng.choice(F.EMPTY) if v is None and blank else v) for k, v in said.items()}
     if rng.random() < 0.2:
-        return _table(rng, fake, {rng.choice(labels[k]): v for k, v in said.items()})
+        return _table(rng, fake, {_label(rng, k): v for k, v in said.items()})
     parts = [
-        f"{rng.choice(labels[k])}{rng.choice(F.SEPARATORS)}{v}"
-        for k, v in said.items()
-        if v is not None
+        f"{_label(rng, k)}{rng.choice(F.SEPARATORS)}{v}" for k, v in said.items() if v is not None
     ]
     rng.shuffle(parts)
     parts = _with_noise(rng, fake, parts)
     glue = rng.choice(F.FIELD_GLUE)
     return glue.join(parts)
+
+
+LABELS = {
+    "name": F.NAME_LABELS,
+    "address": F.ADDRESS_LABELS,
+    "email": F.EMAIL_LABELS,
+    "question": F.QUESTION_LABELS,
+}
+
+
+def _label(rng: random.Random, key: str) -> str:
+    """A field's label word; the name's as often the sender's role and an ending (反映人,
+    报修人姓名) as a known word, so the model reads whose role a label names (a handler's is
+    made the same way) rather than remembering a list."""
+    if key == "name" and rng.random() < 0.5:
+        return rng.choice(F.SENDER_ROLES) + rng.choice(F.SENDER_ENDS)
+    return rng.choice(LABELS[key])
+
+
+def _handler_label(rng: random.Random) -> str:
+    """A case handler's label: a known one (承办人) or as often what they do and an ending."""
+    if rng.random() < 0.5:
+        return rng.choice(F.STAFF_ACTS) + rng.choice(F.STAFF_ENDS)
+    return rng.choice(F.HANDLER_LABELS)
 
 
 def _table(rng: random.Random, fake: Faker, cells: dict) -> str:
@@ -100,7 +118,7 @@ def _table(rng: random.Random, fake: Faker, cells: dict) -> str:
         rng.choice(["工单号", "受理编号", "序号"]): str(rng.randrange(10**5, 10**10)),
         rng.choice(["受理时间", "创建时间", "日期"]): f"{rng.randrange(2021, 2026)}-"
         f"{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d} {rng.randrange(8, 21)}:{rng.randrange(60):02d}",
-        rng.choice(F.HANDLER_LABELS): fake.name(),
+        _handler_label(rng): fake.name(),
         rng.choice(["状态", "处理状态"]): rng.choice(["已受理", "处理中", "已办结", "待派单"]),
         rng.choice(["来源", "渠道"]): rng.choice(["热线", "APP", "网站", "微信", "信件"]),
     }
@@ -244,7 +262,7 @@ def _third_party(rng: random.Random, fake: Faker) -> str:
     if kind < 0.25:
         return f"{rng.choice(F.STAFF_ROLES)}{fake.name()}{rng.choice(F.STAFF_SAYS)}"
     if kind < 0.45:
-        return f"{rng.choice(F.HANDLER_LABELS)}{rng.choice(F.SEPARATORS)}{fake.name()}"
+        return f"{_handler_label(rng)}{rng.choice(F.SEPARATORS)}{fake.name()}"
     if kind < 0.65:
         return f"{rng.choice(F.OTHER_MAIL_LABELS)}：{_other_mail(rng, fake)}"
     if kind < 0.8:
