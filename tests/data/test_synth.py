@@ -276,5 +276,5 @@ def test_a_name_is_often_labelled_by_a_role_and_a_handlers_role_never_labels_the
             name = label["name"]  # (unless a handler happens to share the sender's name)
             assert not (name and named.startswith(name)) or text.count(name) > 1
     # the model is to read whose role a label names (the sender's or a handler's), not
-    # remember a few words; the old generator's labelled names by three (联系人, 投诉人, 来电人)
+    # remember a few words; the old generator's named by six (投诉人, 联系人, 来电人, 发件人…)
     assert len(roles) >= 12, sorted(roles)
