@@ -9,7 +9,15 @@ import re
 import pytest
 
 from slmtune.data.synth import synthesize
-from slmtune.data.synth._fragments import ADDRESS_LABELS, EMAIL_LABELS, NAME_LABELS, QUESTION_LABELS
+from slmtune.data.synth._fragments import (
+    ADDRESS_LABELS,
+    EMAIL_LABELS,
+    HANDLER_LABELS,
+    NAME_LABELS,
+    QUESTION_LABELS,
+    STAFF_ACTS,
+    STAFF_ENDS,
+)
 from slmtune.data.synth.complaints import COMPLAINT_SYSTEM_PROMPT
 from slmtune.errors import SlmtuneError
 
@@ -246,8 +254,11 @@ def _spreadsheet(text: str) -> dict | None:
     return None
 
 
+# a case handler's label: a known one or composed (what they do and an ending)
+HANDLERS = (*HANDLER_LABELS, *(a + e for a in STAFF_ACTS for e in STAFF_ENDS))
+
+
 def test_some_labelled_texts_are_a_spreadsheet_export_whose_handler_is_not_the_name():
-    from slmtune.data.synth import _fragments as F
 
     tables = 0
     for r, label in zip(RECORDS, LABELS, strict=True):
@@ -255,8 +266,7 @@ def test_some_labelled_texts_are_a_spreadsheet_export_whose_handler_is_not_the_n
         if cells is None:
             continue
         tables += 1
-        handlers = (*F.HANDLER_LABELS, *(a + e for a in F.STAFF_ACTS for e in F.STAFF_ENDS))
-        handler = next((v for k, v in cells.items() if k.endswith(handlers)), None)
+        handler = next((v for k, v in cells.items() if k.endswith(HANDLERS)), None)
         assert handler is None or label["name"] != handler
     assert tables >= 15  # a header row of column names above the values row
 
@@ -265,7 +275,7 @@ def test_a_name_is_often_labelled_by_a_role_and_a_handlers_role_never_labels_the
     from slmtune.data.synth import _fragments as F
 
     separators = "|".join(re.escape(s) for s in F.SEPARATORS)
-    handlers = "|".join((*F.HANDLER_LABELS, *(a + e for a in F.STAFF_ACTS for e in F.STAFF_ENDS)))
+    handlers = "|".join(HANDLERS)
     roles = set()
     for r, label in zip(RECORDS, LABELS, strict=True):
         text = r["instruction"]

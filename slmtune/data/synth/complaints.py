@@ -37,6 +37,12 @@ COMPLAINT_SYSTEM_PROMPT = (
 )
 KEYS = ("name", "address", "email", "question")
 DROP_RATE = {"name": 0.2, "address": 0.2, "email": 0.25, "question": 0.06}
+LABELS = {
+    "name": F.NAME_LABELS,
+    "address": F.ADDRESS_LABELS,
+    "email": F.EMAIL_LABELS,
+    "question": F.QUESTION_LABELS,
+}
 
 
 def generate_complaints(n: int, seed: int) -> list[dict]:
@@ -83,14 +89,6 @@ def _labelled(rng: random.Random, fake: Faker, label: dict) -> str:
     parts = _with_noise(rng, fake, parts)
     glue = rng.choice(F.FIELD_GLUE)
     return glue.join(parts)
-
-
-LABELS = {
-    "name": F.NAME_LABELS,
-    "address": F.ADDRESS_LABELS,
-    "email": F.EMAIL_LABELS,
-    "question": F.QUESTION_LABELS,
-}
 
 
 def _label(rng: random.Random, key: str) -> str:
