@@ -271,7 +271,9 @@ class Grounding:
         if fresh and path in self._fresh:
             return self._fresh[path]
         text, exact, closing = copyable.text, self.vocab.exact, self.vocab.closing
-        ids: set[int] = set(closing.get(b"", ()))
+        # a quote closes the value only between characters: right after a backslash it is
+        # an escaped quote (\"), a character the input may not have there
+        ids: set[int] = set(closing.get(b"", ())) if self.pending == 0 else set()
         for q in self.ends:
             for k in range(1, min(self.vocab.longest, len(text) - q) + 1):
                 piece = text[q : q + k]

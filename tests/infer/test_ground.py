@@ -190,6 +190,32 @@ def test_a_verbatim_value_takes_escapes_and_its_bound_counts_characters(opened):
     assert all(vocab.pieces[t].startswith(b'"') for t in allowed)  # nothing but closing
 
 
+def test_a_quote_right_after_a_backslash_is_not_a_close(opened):
+    """After a copied line break's backslash only the escape's rest may follow: a quote
+    there would be an escaped quote (\\"), a character the input does not have (a run was
+    seen answering a body cut at a line break as '…万元。\\"')."""
+    from slmtune.infer.ground import Grounding
+
+    vocab = token_bytes(opened)
+    g = Grounding(
+        vocab,
+        "第一行\n第二行",
+        verbatim_paths({"properties": {"q": {"type": "string", "verbatim": True}}}),
+    )
+    for t in opened.tokenizer.encode('{"q": "第一行\\', add_special_tokens=False):
+        g.feed(t)
+    assert g.pending == -1  # right after the backslash
+    only, allowed = g.mask()
+    assert only and allowed
+    assert all(vocab.pieces[t].startswith(b"n") for t in allowed), [
+        vocab.pieces[t] for t in allowed
+    ]
+    for t in opened.tokenizer.encode("n", add_special_tokens=False):
+        g.feed(t)
+    only, allowed = g.mask()
+    assert vocab.pieces.index(b'"') in allowed  # after the whole escape the value may end
+
+
 def test_grounded_answers_keep_their_bounds(opened):
     schema = {
         "type": "object",
