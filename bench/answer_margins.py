@@ -88,8 +88,8 @@ def main() -> None:
 
 
 def _spread(ps: list[float]) -> dict:
-    """How sure the run is of the reference at these points: count, how many it would get
-    wrong greedily (p < 0.5 is a sure sign; another token may win below that too), median."""
+    """How sure the run is of the reference at these points: count, how many it gives less
+    than one half (above one half a token is always the greedy pick), median, lowest."""
     return {
         "points": len(ps),
         "reference_below_half": sum(p < 0.5 for p in ps),
