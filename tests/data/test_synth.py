@@ -288,3 +288,28 @@ def test_a_name_is_often_labelled_by_a_role_and_a_handlers_role_never_labels_the
     # the model is to read whose role a label names (the sender's or a handler's), not
     # remember a few words; the old generator's named by six (投诉人, 联系人, 来电人, 发件人…)
     assert len(roles) >= 12, sorted(roles)
+
+
+def test_a_mailbox_is_labelled_by_whose_it_is_and_a_staff_members_is_never_the_answer():
+    from slmtune.data.synth import _fragments as F
+
+    separators = "|".join(re.escape(s) for s in F.SEPARATORS)
+    mail = "|".join(re.escape(w) for w in F.MAIL_WORDS)
+    address = r"([\w.+-]+@[\w-]+(?:\.[\w-]+)+)"
+    senders = "|".join(F.SENDER_ROLES)
+    staff = "|".join([*F.STAFF_ROLES, *F.STAFF_ACTS])
+    by_sender = by_staff = 0
+    for r, label in zip(RECORDS, LABELS, strict=True):
+        text = r["instruction"]
+        for found in re.findall(
+            rf"(?:{senders})(?:人|者)(?:{mail})(?:{separators}){address}", text
+        ):
+            assert label["email"] == found
+            by_sender += 1
+        said = "|".join(re.escape(s.split("{")[0]) for s in F.STAFF_MAIL_SAYS)
+        staffs = re.findall(rf"(?:{staff})(?:人|员)?(?:{mail})(?:{separators}){address}", text)
+        staffs += re.findall(rf"(?:{said}){address}", text)
+        for found in staffs:
+            assert label["email"] != found
+            by_staff += 1
+    assert by_sender >= 20 and by_staff >= 30, (by_sender, by_staff)

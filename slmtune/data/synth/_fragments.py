@@ -308,6 +308,13 @@ STAFF_ACTS = [
 STAFF_ENDS = ["人", "人", "员", "人姓名"]
 STAFF_SAYS = ["说会处理", "让我再等等", "说不归他们管", "答应三天内回复", "说要走流程"]
 OTHER_MAIL_LABELS = ["客服邮箱", "抄送", "官方邮箱", "工作人员邮箱", "受理邮箱", "经办人邮箱"]
+# Whose mailbox a label names is read from the role before the mail word: the sender's
+# (反映人邮箱, 求助者Email) or a staff member's (跟进人邮箱, 值班员联系邮箱), never a list of
+# labels. 信箱, 转办 and 发送至 are left out: the held-out forms use them.
+MAIL_WORDS = ["邮箱", "邮箱", "Email", "电子邮箱", "邮件地址", "E-mail", "联系邮箱"]
+# ...and a staff member giving their own mailbox in a sentence
+STAFF_MAIL_SAYS = ["让我把材料发到{m}", "说可以发邮件到{m}", "留了邮箱{m}", "说有问题发{m}",
+                   "说照片发{m}就行"]  # fmt: skip
 RELAYS = ["社区网格员", "热线话务员", "村委会", "驻点工作人员", "楼栋长", "志愿者"]
 RELAY_VERBS = ["代为反映", "转述", "记录", "登记", "转交"]
 SUBJECTS = ["投诉", "紧急问题", "关于近期服务的意见", "再次反映", "求助", "未解决的问题"]

@@ -10,8 +10,9 @@ labelled fields (an absent one sometimes shown with a placeholder: 无, N/A, -; 
 a spreadsheet export, a header row above the values row), a narrative, a message with
 headers and a signature, a dialogue with an agent (plain or time-stamped turns), a
 complaint relayed by someone else, and a transcribed call without punctuation.
-Other people appear too (staff, case handlers, the relay, service and personal mailboxes,
-a neighbour's complaint or an earlier case): their names, emails and complaints are never
+Other people appear too (staff, case handlers, the relay, service and staff mailboxes
+labelled by whose they are (跟进人邮箱) or given in a staff member's sentence, a neighbour's
+complaint or an earlier case): their names, emails and complaints are never
 the answer; nor are the sender's handle (昵称), a platform's region (IP属地) or a title
 naming the complaint's topic. The question is the complaint itself (what happened, and
 a specific demand, 要求…, when there is one): a plea after it (urging, waiting for an answer,
@@ -93,11 +94,25 @@ def _labelled(rng: random.Random, fake: Faker, label: dict) -> str:
 
 def _label(rng: random.Random, key: str) -> str:
     """A field's label word; the name's as often the sender's role and an ending (反映人,
-    报修人姓名) as a known word, so the model reads whose role a label names (a handler's is
+    报修人姓名) as a known word, the email's a third of the time the sender's role and a mail
+    word (反映人邮箱, 求助者Email), so the model reads whose role a label names (a handler's is
     made the same way) rather than remembering a list."""
     if key == "name" and rng.random() < 0.5:
         return rng.choice(F.SENDER_ROLES) + rng.choice(F.SENDER_ENDS)
+    if key == "email" and rng.random() < 0.35:
+        return (
+            rng.choice(F.SENDER_ROLES) + rng.choice(["人", "人", "者"]) + rng.choice(F.MAIL_WORDS)
+        )
     return rng.choice(LABELS[key])
+
+
+def _staff_mail_label(rng: random.Random) -> str:
+    """A staff mailbox's label: a known one (客服邮箱) or as often a staff role or what a
+    handler does and a mail word (值班员联系邮箱, 跟进人邮箱)."""
+    if rng.random() < 0.5:
+        return rng.choice(F.OTHER_MAIL_LABELS)
+    who = rng.choice([*F.STAFF_ROLES, *(a + rng.choice(["人", "员"]) for a in F.STAFF_ACTS)])
+    return who + rng.choice(F.MAIL_WORDS)
 
 
 def _handler_label(rng: random.Random) -> str:
@@ -117,6 +132,7 @@ def _table(rng: random.Random, fake: Faker, cells: dict) -> str:
         rng.choice(["受理时间", "创建时间", "日期"]): f"{rng.randrange(2021, 2026)}-"
         f"{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d} {rng.randrange(8, 21)}:{rng.randrange(60):02d}",
         _handler_label(rng): fake.name(),
+        _staff_mail_label(rng): _other_mail(rng, fake),
         rng.choice(["状态", "处理状态"]): rng.choice(["已受理", "处理中", "已办结", "待派单"]),
         rng.choice(["来源", "渠道"]): rng.choice(["热线", "APP", "网站", "微信", "信件"]),
     }
@@ -248,6 +264,8 @@ def _with_noise(rng: random.Random, fake: Faker, parts: list[str]) -> list[str]:
         parts.insert(rng.randrange(len(parts) + 1), _distractor(rng))
     if rng.random() < 0.3:
         parts.insert(rng.randrange(len(parts) + 1), _third_party(rng, fake))
+    if rng.random() < 0.2:
+        parts.insert(rng.randrange(len(parts) + 1), _staff_mailbox(rng, fake))
     if rng.random() < 0.3:
         parts.insert(rng.randrange(len(parts) + 1), rng.choice(F.FILLERS))
     return [p for p in parts if p]
@@ -262,10 +280,19 @@ def _third_party(rng: random.Random, fake: Faker) -> str:
     if kind < 0.45:
         return f"{_handler_label(rng)}{rng.choice(F.SEPARATORS)}{fake.name()}"
     if kind < 0.65:
-        return f"{rng.choice(F.OTHER_MAIL_LABELS)}：{_other_mail(rng, fake)}"
+        return _staff_mailbox(rng, fake)
     if kind < 0.8:
         return f"{rng.choice(F.HANDLE_LABELS)}{rng.choice(F.SEPARATORS)}{fake.user_name()}"
     return rng.choice(F.OTHER_CASES).format(c=_complaint(rng), n=fake.name())
+
+
+def _staff_mailbox(rng: random.Random, fake: Faker) -> str:
+    """A mailbox that is not the sender's: labelled as a staff member's or a service's, or
+    given in a staff member's sentence (客服王芳让我把材料发到…)."""
+    if rng.random() < 0.7:
+        return f"{_staff_mail_label(rng)}{rng.choice(F.SEPARATORS)}{_other_mail(rng, fake)}"
+    said = rng.choice(F.STAFF_MAIL_SAYS).format(m=_other_mail(rng, fake))
+    return f"{rng.choice(F.STAFF_ROLES)}{fake.name()}{said}"
 
 
 def _other_mail(rng: random.Random, fake: Faker) -> str:
