@@ -40,6 +40,13 @@ def main() -> None:
     p.add_argument("--max-new-tokens", type=int, default=None)
     p.add_argument("--workdir", default=str(RESULTS / "work" / "augment"))
     p.add_argument("--tag", default="", help="results go to augment_<task>[_TAG].json")
+    p.add_argument(
+        "--dtype",
+        choices=["auto", "float32", "bfloat16"],
+        default="auto",
+        help="training compute dtype (auto: bf16 where the CPU has it); float32 to compare "
+        "with rows measured on a CPU without bf16",
+    )
     args = p.parse_args()
 
     from slmtune.cli import _quiet_libraries
@@ -74,7 +81,7 @@ def main() -> None:
         scores.mkdir(exist_ok=True)
         if not RunDir(run).is_finished():
             cfg = demo_recipe(files["train"], run, epochs=float(epochs))
-            train(cfg.model_copy(update={"augment": int(copies)}))
+            train(cfg.model_copy(update={"augment": int(copies), "dtype": args.dtype}))
         summary = json.loads(RunDir(run).summary.read_text())
         schema = run_schema(run)
         scoring = argparse.Namespace(run=str(run), batch_size=args.batch_size,
@@ -88,6 +95,7 @@ def main() -> None:
             "epochs": float(epochs),
             "steps": summary["steps"],
             "train_seconds": summary["seconds"],
+            "bf16": summary["bf16"],
             "code": code,
             **scored,
         }
