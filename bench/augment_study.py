@@ -107,7 +107,7 @@ def main() -> None:
 def _write(args, study: str, code: str, results: dict) -> Path:
     out = {
         "benchmark": f"{args.task}: train --augment, scored grounded on the test split and "
-        "on held-out forms (sets A, B, C); demo recipe, same records for every variant",
+        f"on held-out forms ({', '.join(HELD_OUT)}); demo recipe, same records for every variant",
         "train_records": args.train,
         "unseen_records": args.unseen,
         "machine": "2 CPU cores",
