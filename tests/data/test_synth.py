@@ -298,6 +298,7 @@ def test_a_mailbox_is_labelled_by_whose_it_is_and_a_staff_members_is_never_the_a
     address = r"([\w.+-]+@[\w-]+(?:\.[\w-]+)+)"
     senders = "|".join(F.SENDER_ROLES)
     staff = "|".join([*F.STAFF_ROLES, *F.STAFF_ACTS])
+    said = "|".join(re.escape(s.split("{")[0]) for s in F.STAFF_MAIL_SAYS)
     by_sender = by_staff = 0
     for r, label in zip(RECORDS, LABELS, strict=True):
         text = r["instruction"]
@@ -306,7 +307,6 @@ def test_a_mailbox_is_labelled_by_whose_it_is_and_a_staff_members_is_never_the_a
         ):
             assert label["email"] == found
             by_sender += 1
-        said = "|".join(re.escape(s.split("{")[0]) for s in F.STAFF_MAIL_SAYS)
         staffs = re.findall(rf"(?:{staff})(?:人|员)?(?:{mail})(?:{separators}){address}", text)
         staffs += re.findall(rf"(?:{said}){address}", text)
         for found in staffs:
