@@ -313,19 +313,3 @@ def test_a_mailbox_is_labelled_by_whose_it_is_and_a_staff_members_is_never_the_a
             assert label["email"] != found
             by_staff += 1
     assert by_sender >= 20 and by_staff >= 30, (by_sender, by_staff)
-
-
-def test_where_a_pages_parts_stand_apart_by_blank_lines_its_paragraphs_mostly_do_too():
-    """A converter writes every block alike, so a blank line inside the body is common where
-    the page's parts are apart by blank lines, after paragraphs of one sentence or several."""
-    pages = synthesize("policy-pages", 1000, seed=0)
-    apart = alike = several = 0
-    for r in pages:
-        label = json.loads(r["output"])
-        if label["title"] + "\n\n" not in r["instruction"]:
-            continue
-        apart += 1
-        paragraphs = label["content"].split("\n\n")
-        alike += len(paragraphs) > 1
-        several += any(p.count("。") >= 2 for p in paragraphs[:-1])
-    assert alike >= 0.4 * apart and several >= 0.25 * apart, (apart, alike, several)

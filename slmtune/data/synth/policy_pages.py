@@ -130,14 +130,13 @@ def _page(rng: random.Random, fake: Faker) -> dict:
     head += [meta if table else "", rng.choice(["字号：大 中 小", "【字体：大 中 小】", ""])]
     under = "" if table or bare else _source_line(rng, place, issuer, published)
     office = _office_header(rng, place, issuer, published) if bare or rng.random() < 0.25 else []
-    join = rng.choice(["\n", "\n\n", "\n", " "])  # between the page's parts
-    content = _body(rng, sentences, join)
+    content = _body(rng, sentences)
     to = rng.choice(ADDRESSEES) if rng.random() < 0.35 else ""
     signed = bare or rng.random() < 0.25  # the office and its date (drafted; bare: published)
     signature = [f"{place}{issuer}", _fmt(published if bare else drafted, rng)] if signed else []
     footer = _footer(rng, fake, place, topic, kind, published)
     parts = [*head, *office, title, under, to, content, *signature, *footer]
-    text = join.join(p for p in parts if p)
+    text = rng.choice(["\n", "\n\n", "\n", " "]).join(p for p in parts if p)
     label = {"title": title, "publishtime": published.isoformat(), "content": content}
     return {
         "system": POLICY_SYSTEM_PROMPT,
@@ -147,22 +146,16 @@ def _page(rng: random.Random, fake: Faker) -> dict:
     }
 
 
-def _body(rng: random.Random, sentences: list[str], join: str) -> str:
+def _body(rng: random.Random, sentences: list[str]) -> str:
     """The body as sites lay it out (the label keeps every break: it is the text as it is).
 
     Most bodies run over several lines: paragraphs apart by a line break, a blank line or a
     break and a full-width indent; numbered articles or section headings (一、总体要求) on
     lines of their own; or a PDF's text wrapped at a fixed width, mid-sentence. Some are one
-    paragraph. A body therefore rarely ends at the first line break after it starts. Where
-    the page's parts stand apart by blank lines (`join`), as a converter or a reader service
-    writes every block, its paragraphs mostly do too, one to three sentences each: a blank
-    line is then no sign that the body has ended.
+    paragraph. A body therefore rarely ends at the first line break after it starts.
     """
     style = rng.choices(["one", "paragraphs", "sections", "wrapped"], weights=[15, 45, 25, 15])[0]
     breaks = rng.choice(["\n", "\n\n", "\n\u3000\u3000", "\n\n\u3000\u3000"])
-    kept = 0.85  # a break after most sentences
-    if style in ("one", "paragraphs") and join == "\n\n" and rng.random() < 0.8:
-        style, breaks, kept = "paragraphs", rng.choice(["\n\n", "\n\n\u3000\u3000"]), 0.5
     if style == "one":
         return "".join(sentences)
     if style == "wrapped":
@@ -171,7 +164,7 @@ def _body(rng: random.Random, sentences: list[str], join: str) -> str:
     if style == "sections":
         sentences = _numbered(rng, [OWN_NUMBER.sub("", s) for s in sentences])
         breaks = breaks.replace("\n\n", "\n")
-    kept = 1.0 if style == "sections" else kept  # a numbered part always starts a line
+    kept = 1.0 if style == "sections" else 0.85  # a numbered part always starts a line
     body = sentences[0]
     for s in sentences[1:]:
         body += (breaks if rng.random() < kept else "") + s
