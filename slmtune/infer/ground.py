@@ -25,9 +25,11 @@ scanner state (kept per vocabulary) which bytes each would copy into a verbatim 
 row forbids those whose bytes are not a piece of its input.
 
 A verbatim value with a shape (schema `"shape"`: email, url, phone; run/answer.py SHAPES)
-copies from the input's spans of that shape only: they are its own copyable text, a NUL byte
-between them so no copy runs from one into the next. A nullable one whose input has no such
-span cannot open at all (the tokens that would open it, a bare quote included, are
+is a value of that shape inside one of the input's spans of it: it starts where such a value
+can start, closes only where one can end, and cannot run from one span into the next (a NUL
+byte between them), so "s" or "support" of "support@x.cn" is no email, and "abc@qq.com" of
+"E-mail-abc@qq.com" still is. A nullable one whose input has no
+such span cannot open at all (the tokens that would open it, a bare quote included, are
 forbidden), so it is null.
 
 run/answer.py's `spans` then gives each verbatim value's place in the input.
@@ -36,12 +38,15 @@ run/answer.py's `spans` then gives each verbatim value's place in the input.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
 import torch
 
 from slmtune.run.answer import (
     ITEM,
+    SHAPES,
+    fold,
     shape_spans,
     verbatim_bounds,
     verbatim_paths,
@@ -66,6 +71,7 @@ class Segment:
     data: bytes
     continues: bool  # continues the value being written when the token started
     path: tuple = ()  # the value's place in the answer (verbatim_paths)
+    closes: bool = False  # the token closes the value right after these bytes
 
 
 @dataclass
@@ -107,7 +113,7 @@ class Scanner:
                 self.escaped = True
             elif b == QUOTE:
                 if self.verbatim:
-                    segments.append(Segment(bytes(data), continues, self.value_path))
+                    segments.append(Segment(bytes(data), continues, self.value_path, True))
                 elif self.string_is_key and self.stack:
                     self.stack[-1].key = self.key.decode("utf-8", "replace")
                 self.in_string = self.verbatim = False
@@ -221,7 +227,7 @@ class Grounding:
         self.bounds = bounds or {}
         self.whole = _Copyable(*_escaped(source))
         self.shaped = {  # path -> its shape's spans of the input (run/answer.verbatim_shapes)
-            path: _Copyable.of_spans(source, spans)
+            path: _Copyable.of_spans(source, spans, SHAPES[shape])
             for path, (shape, nullable) in (shapes or {}).items()
             if (spans := shape_spans(source, shape)) or nullable  # else the whole input
         }
@@ -273,14 +279,16 @@ class Grounding:
         text, exact, closing = copyable.text, self.vocab.exact, self.vocab.closing
         # a quote closes the value only between characters: right after a backslash it is
         # an escaped quote (\"), a character the input may not have there
-        ids: set[int] = set(closing.get(b"", ())) if self.pending == 0 else set()
+        ends_here = self.pending == 0 and any(map(copyable.may_end, self.ends))
+        ids: set[int] = set(closing.get(b"", ())) if ends_here else set()
         for q in self.ends:
             for k in range(1, min(self.vocab.longest, len(text) - q) + 1):
                 piece = text[q : q + k]
                 if not unbounded and k > room and _json_chars(piece, self.pending)[0] > room:
                     break  # longer pieces only add characters
                 ids.update(exact.get(piece, ()))
-                ids.update(closing.get(piece, ()))
+                if copyable.may_end(q + k):
+                    ids.update(closing.get(piece, ()))
         allowed = sorted(ids)
         if fresh:
             self._fresh[path] = allowed
@@ -298,6 +306,8 @@ class Grounding:
             if bound is not None and chars > bound:
                 return False
             ends = self._advance(segment, ends)
+            if segment.closes:
+                ends = [q for q in ends if self._copyable(segment.path).may_end(q)]
             if ends == []:
                 return False
         return True
@@ -320,25 +330,38 @@ class Grounding:
 
 @dataclass
 class _Copyable:
-    """What a verbatim value may be a piece of: JSON-escaped bytes, and the offsets where
-    each character starts (a copy starts and ends only there)."""
+    """What a verbatim value may be a piece of: JSON-escaped bytes, the offsets where a copy
+    may start, and where it may end (None: wherever a character starts or the text ends)."""
 
     text: bytes
     starts: list[int]
+    ends: set[int] | None = None
 
     def __post_init__(self):
         self.start_set = set(self.starts)
 
+    def may_end(self, at: int) -> bool:
+        return self.ends is None or at in self.ends
+
     @classmethod
-    def of_spans(cls, source: str, spans: list[tuple[int, int]]) -> _Copyable:
-        """Only the given spans of `source`: a NUL byte (never inside a JSON string's bytes)
-        between them, so no copy runs from one into the next."""
-        text, starts = bytearray(), []
+    def of_spans(cls, source: str, spans: list[tuple[int, int]], shape: re.Pattern) -> _Copyable:
+        """Only values of `shape` inside the given spans of `source`: a copy starts where one
+        can start and ends where one can end, a NUL byte (never inside a JSON string's bytes)
+        between the spans."""
+        folded = fold(source)
+        text, starts, ends = bytearray(), [], set()
         for a, b in spans:
             piece, offsets = _escaped(source[a:b])
-            starts += [len(text) + o for o in offsets]
+            values = [
+                (i, j)
+                for i in range(b - a)
+                for j in range(i + 1, b - a + 1)
+                if shape.fullmatch(folded, a + i, a + j)
+            ]
+            starts += sorted({len(text) + offsets[i] for i, _ in values})
+            ends |= {len(text) + offsets[j] for _, j in values}
             text += piece + b"\0"
-        return cls(bytes(text), starts)
+        return cls(bytes(text), starts, ends)
 
 
 def _json_chars(data: bytes, pending: int = 0) -> tuple[int, int]:

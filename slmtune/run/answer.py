@@ -72,7 +72,9 @@ ITEM = "[]"  # path step for "an item of this list"
 # spans of that shape only (infer/ground.py), so a phone number or a code never fills an
 # email field, and a text without an email gives null.
 SHAPES = {
-    "email": re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"),
+    "email": re.compile(
+        r"[A-Za-z0-9][A-Za-z0-9._%+\-]*@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
+    ),
     "url": re.compile(r"https?://[A-Za-z0-9._~:/?#@!$&'()*+,;=%\-\[\]]+"),
     "phone": re.compile(r"\+?\d[\d\- ]{5,17}\d"),
 }
