@@ -160,6 +160,8 @@ def _narrative(rng: random.Random, fake: Faker, label: dict) -> str:
         complaint = _urged(rng, label["question"] + where)
         if parts and rng.random() < 0.3:  # the sender says who they are after the complaint
             parts = [complaint + "，" + parts[0]]
+        elif parts and rng.random() < 0.5:  # or before it, in the same sentence (本人王芳，…)
+            parts = [parts[0] + "，" + complaint]
         else:
             parts.append(complaint)
     if label["email"]:
