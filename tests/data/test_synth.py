@@ -316,7 +316,7 @@ def test_a_mailbox_is_labelled_by_whose_it_is_and_a_staff_members_is_never_the_a
 
 
 def test_the_sender_often_says_who_they_are_and_the_complaint_in_one_sentence():
-    """"本人王芳，家里的宽带…": the complaint starts right after the sender's own clause."""
+    """The complaint starts right after the sender's own clause: "本人王芳，家里的宽带…"."""
     own = r"(?:我是|我叫|本人|我这边是|鄙人|住在|家住|我家在|地址在|住址是)[^，。\n]{1,40}，"
     joined = sum(
         bool(label["question"] and re.search(own + re.escape(label["question"]), r["instruction"]))
