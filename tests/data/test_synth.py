@@ -323,3 +323,22 @@ def test_the_sender_often_says_who_they_are_and_the_complaint_in_one_sentence():
         for r, label in zip(RECORDS, LABELS, strict=True)
     )
     assert joined >= 0.08 * len(RECORDS), joined  # (4.8 % before, in relayed texts only)
+
+
+def test_a_mailbox_the_organisation_answers_with_or_the_sender_wrote_to_is_never_the_answer():
+    """官方回复：请把截图发到kefu@… and 之前发邮件到kefu@…反映过 name someone else's mailbox."""
+    from slmtune.data.synth import _fragments as F
+
+    address = r"([\w.+-]+@[\w-]+(?:\.[\w-]+)+)"
+    who = "|".join([*(re.escape(w) for w in F.REPLY_WHO), r"\w+(?:回复|答复)"])
+    answer = re.compile(rf"^(?:{who})(?:[：: ]|(?<=】)).*?{address}", re.M)
+    wrote = re.compile("|".join(re.escape(s).replace(r"\{m\}", address) for s in F.SENDER_WROTE))
+    answered = told = 0
+    for r, label in zip(RECORDS, LABELS, strict=True):
+        for found in answer.findall(r["instruction"]):
+            assert label["email"] != found
+            answered += 1
+        for found in wrote.findall(r["instruction"]):
+            assert label["email"] not in {m for m in found if m}
+            told += 1
+    assert answered >= 0.08 * len(RECORDS) and told >= 5, (answered, told)
