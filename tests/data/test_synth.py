@@ -313,3 +313,32 @@ def test_a_mailbox_is_labelled_by_whose_it_is_and_a_staff_members_is_never_the_a
             assert label["email"] != found
             by_staff += 1
     assert by_sender >= 20 and by_staff >= 30, (by_sender, by_staff)
+
+
+def test_the_sender_often_says_who_they_are_and_the_complaint_in_one_sentence():
+    """The complaint starts right after the sender's own clause: "本人王芳，家里的宽带…"."""
+    own = r"(?:我是|我叫|本人|我这边是|鄙人|住在|家住|我家在|地址在|住址是)[^，。\n]{1,40}，"
+    joined = sum(
+        bool(label["question"] and re.search(own + re.escape(label["question"]), r["instruction"]))
+        for r, label in zip(RECORDS, LABELS, strict=True)
+    )
+    assert joined >= 0.08 * len(RECORDS), joined  # (4.8 % before, in relayed texts only)
+
+
+def test_a_mailbox_the_organisation_answers_with_or_the_sender_wrote_to_is_never_the_answer():
+    """官方回复：请把截图发到kefu@… and 之前发邮件到kefu@…反映过 name someone else's mailbox."""
+    from slmtune.data.synth import _fragments as F
+
+    address = r"([\w.+-]+@[\w-]+(?:\.[\w-]+)+)"
+    who = "|".join([*(re.escape(w) for w in F.REPLY_WHO), r"\w+(?:回复|答复)"])
+    answer = re.compile(rf"^(?:{who})(?:[：: ]|(?<=】)).*?{address}", re.M)
+    wrote = re.compile("|".join(re.escape(s).replace(r"\{m\}", address) for s in F.SENDER_WROTE))
+    answered = told = 0
+    for r, label in zip(RECORDS, LABELS, strict=True):
+        for found in answer.findall(r["instruction"]):
+            assert label["email"] != found
+            answered += 1
+        for found in wrote.findall(r["instruction"]):
+            assert label["email"] not in {m for m in found if m}
+            told += 1
+    assert answered >= 0.08 * len(RECORDS) and told >= 5, (answered, told)

@@ -315,6 +315,20 @@ MAIL_WORDS = ["邮箱", "邮箱", "Email", "电子邮箱", "邮件地址", "E-ma
 # ...and a staff member giving their own mailbox in a sentence
 STAFF_MAIL_SAYS = ["让我把材料发到{m}", "说可以发邮件到{m}", "留了邮箱{m}", "说有问题发{m}",
                    "说照片发{m}就行"]  # fmt: skip
+# an organisation answering under the text in its own voice, naming its own mailbox (or
+# a staff member's): who answers, an opening, what to send where, and an ending
+REPLY_WHO = ["官方回复", "客服回复", "商家回复", "平台回复", "工作人员回复", "自动回复",
+             "【系统消息】", "回复", "店铺回复", "管理员回复"]  # fmt: skip
+REPLY_OPEN = ["您好，", "亲，", "尊敬的用户您好，", "", "不好意思，", "感谢您的反馈，",
+              "您的留言已收到，"]  # fmt: skip
+REPLY_ASK = ["烦请将{x}提交至{m}", "可发邮件到{m}", "麻烦把{x}发到{m}", "请联系{m}",
+             "详情请发邮件至{m}", "{x}可以发给{m}", "请通过{m}与我们联系"]  # fmt: skip
+REPLY_WHAT = ["相关截图", "问题详情", "订单号和联系方式", "照片", "材料", "具体情况"]
+REPLY_END = ["，会尽快给您答复。", "，我们将在三个工作日内回复。", "。", "，谢谢！",
+             "，会有专人跟进。", ""]  # fmt: skip
+# the sender naming a mailbox they wrote to: the recipient's, never theirs
+SENDER_WROTE = ["之前发邮件到{m}反映过", "也给{m}写过邮件", "按客服说的发到{m}了",
+                "已经投诉到{m}了", "往{m}发了好几封邮件"]  # fmt: skip
 RELAYS = ["社区网格员", "热线话务员", "村委会", "驻点工作人员", "楼栋长", "志愿者"]
 RELAY_VERBS = ["代为反映", "转述", "记录", "登记", "转交"]
 SUBJECTS = ["投诉", "紧急问题", "关于近期服务的意见", "再次反映", "求助", "未解决的问题"]

@@ -11,8 +11,9 @@ a spreadsheet export, a header row above the values row), a narrative, a message
 headers and a signature, a dialogue with an agent (plain or time-stamped turns), a
 complaint relayed by someone else, and a transcribed call without punctuation.
 Other people appear too (staff, case handlers, the relay, service and staff mailboxes
-labelled by whose they are (跟进人邮箱) or given in a staff member's sentence, a neighbour's
-complaint or an earlier case): their names, emails and complaints are never
+labelled by whose they are (跟进人邮箱), given in a staff member's sentence, one the sender
+wrote to, or the organisation's own in its answer under the text; a neighbour's complaint
+or an earlier case): their names, emails and complaints are never
 the answer; nor are the sender's handle (昵称), a platform's region (IP属地) or a title
 naming the complaint's topic. The question is the complaint itself (what happened, and
 a specific demand, 要求…, when there is one): a plea after it (urging, waiting for an answer,
@@ -69,6 +70,8 @@ def _record(rng: random.Random, fake: Faker) -> dict:
     trailer = rng.choice(F.TRAILERS)
     if trailer:
         text += rng.choice(["\n", " ", "。"]) + trailer
+    if rng.random() < 0.12:
+        text += rng.choice(["\n", "\n\n", "\n----\n"]) + _answered(rng, fake)
     return {
         "system": COMPLAINT_SYSTEM_PROMPT,
         "instruction": text,
@@ -160,6 +163,8 @@ def _narrative(rng: random.Random, fake: Faker, label: dict) -> str:
         complaint = _urged(rng, label["question"] + where)
         if parts and rng.random() < 0.3:  # the sender says who they are after the complaint
             parts = [complaint + "，" + parts[0]]
+        elif parts and rng.random() < 0.5:  # or before it, in the same sentence (本人王芳，…)
+            parts = [parts[0] + "，" + complaint]
         else:
             parts.append(complaint)
     if label["email"]:
@@ -286,9 +291,23 @@ def _third_party(rng: random.Random, fake: Faker) -> str:
     return rng.choice(F.OTHER_CASES).format(c=_complaint(rng), n=fake.name())
 
 
+def _answered(rng: random.Random, fake: Faker) -> str:
+    """The organisation answering under the text in its own voice (官方回复：您好，请把相关截图
+    发到kefu@…), sometimes signed by a staff member: its mailbox is never the sender's."""
+    who = rng.choice(F.REPLY_WHO)
+    if rng.random() < 0.3:
+        who = f"{rng.choice(F.STAFF_ROLES)}{fake.name()}{rng.choice(['回复', '答复'])}"
+    ask = rng.choice(F.REPLY_ASK).format(x=rng.choice(F.REPLY_WHAT), m=_other_mail(rng, fake))
+    colon = "" if who.endswith("】") else rng.choice(["：", ":", " "])
+    return f"{who}{colon}{rng.choice(F.REPLY_OPEN)}{ask}{rng.choice(F.REPLY_END)}"
+
+
 def _staff_mailbox(rng: random.Random, fake: Faker) -> str:
-    """A mailbox that is not the sender's: labelled as a staff member's or a service's, or
-    given in a staff member's sentence (客服王芳让我把材料发到…)."""
+    """A mailbox that is not the sender's: labelled as a staff member's or a service's,
+    given in a staff member's sentence (客服王芳让我把材料发到…), or one the sender wrote to
+    (之前发邮件到…反映过)."""
+    if rng.random() < 0.15:
+        return rng.choice(F.SENDER_WROTE).format(m=_other_mail(rng, fake))
     if rng.random() < 0.7:
         return f"{_staff_mail_label(rng)}{rng.choice(F.SEPARATORS)}{_other_mail(rng, fake)}"
     said = rng.choice(F.STAFF_MAIL_SAYS).format(m=_other_mail(rng, fake))
