@@ -25,10 +25,10 @@ scanner state (kept per vocabulary) which bytes each would copy into a verbatim 
 row forbids those whose bytes are not a piece of its input.
 
 A verbatim value with a shape (schema `"shape"`: email, url, phone; run/answer.py SHAPES)
-is a value of that shape inside one of the input's spans of it: it starts where such a value
-can start, closes only where one can end, and cannot run from one span into the next (a NUL
-byte between them), so "s" or "support" of "support@x.cn" is no email, and "abc@qq.com" of
-"E-mail-abc@qq.com" still is. A nullable one whose input has no
+is a value of that shape inside one of the input's spans of it, from one edge of a word to
+another (a span's ends, or a separator such as - or . inside it), and cannot run from one
+span into the next (a NUL byte between them): "s", "port@x.cn" or "support@x.c" of
+"support@x.cn" is no email, and "abc@qq.com" of "E-mail-abc@qq.com" still is. A nullable one whose input has no
 such span cannot open at all (the tokens that would open it, a bare quote included, are
 forbidden), so it is null.
 
@@ -345,18 +345,22 @@ class _Copyable:
 
     @classmethod
     def of_spans(cls, source: str, spans: list[tuple[int, int]], shape: re.Pattern) -> _Copyable:
-        """Only values of `shape` inside the given spans of `source`: a copy starts where one
-        can start and ends where one can end, a NUL byte (never inside a JSON string's bytes)
-        between the spans."""
+        """Only values of `shape` inside the given spans of `source`, from a word's edge to a
+        word's edge: a copy starts where one can start and ends where one can end, a NUL byte
+        (never inside a JSON string's bytes) between the spans."""
         folded = fold(source)
         text, starts, ends = bytearray(), [], set()
         for a, b in spans:
             piece, offsets = _escaped(source[a:b])
+            edge = [not (folded[k - 1].isalnum() and folded[k].isalnum()) for k in range(a, b)]
+            edge.append(True)
+            edge[0] = True
             values = [
                 (i, j)
                 for i in range(b - a)
+                if edge[i]
                 for j in range(i + 1, b - a + 1)
-                if shape.fullmatch(folded, a + i, a + j)
+                if edge[j] and shape.fullmatch(folded, a + i, a + j)
             ]
             starts += sorted({len(text) + offsets[i] for i, _ in values})
             ends |= {len(text) + offsets[j] for _, j in values}

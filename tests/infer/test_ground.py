@@ -301,8 +301,8 @@ def test_a_shaped_value_opens_only_where_its_shape_is_and_stays_inside(opened):
 
 
 def test_a_shaped_value_is_a_whole_value_of_its_shape_not_a_piece_of_one(opened):
-    """ "s" or "support" of support@shop.cn is no email: the value closes only where an address
-    can end, and starts only where one can start ("abc@qq.com" of "E-mail-abc@qq.com")."""
+    """An email field's value is an address, from a word's edge to a word's edge: not "s",
+    "support" or "port@shop.cn" of support@shop.cn, but "abc@qq.com" of "E-mail-abc@qq.com"."""
     from slmtune.infer.ground import grounding
 
     vocab = token_bytes(opened)
@@ -319,6 +319,7 @@ def test_a_shaped_value_is_a_whole_value_of_its_shape_not_a_piece_of_one(opened)
 
     source = "商家回复：请把截图发到support@shop.cn，谢谢。"
     assert not after(source, "") & closes  # an empty value is no address
+    assert {b"u", b"p", b"port"}.isdisjoint(vocab.pieces[t] for t in after(source, ""))
     assert not after(source, "s") & closes and not after(source, "support") & closes
     assert after(source, "support@shop.cn") & closes
     opening = after("联系E-mail-abc@qq.com。", "")
