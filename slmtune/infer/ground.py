@@ -25,12 +25,11 @@ scanner state (kept per vocabulary) which bytes each would copy into a verbatim 
 row forbids those whose bytes are not a piece of its input.
 
 A verbatim value with a shape (schema `"shape"`: email, url, phone; run/answer.py SHAPES)
-is a value of that shape inside one of the input's spans of it, from one edge of a word to
-another (a span's ends, or a separator such as - or . inside it), and cannot run from one
-span into the next (a NUL byte between them): "s", "port@x.cn" or "support@x.c" of
-"support@x.cn" is no email, and "abc@qq.com" of "E-mail-abc@qq.com" still is. A nullable one whose input has no
-such span cannot open at all (the tokens that would open it, a bare quote included, are
-forbidden), so it is null.
+is a value of that shape in the input from a word's edge to a word's edge (run/answer.py
+shape_values), and cannot run from one span of the shape into the next (a NUL byte between
+them): "s", "port@x.cn" or "support@x.c" of "support@x.cn" is no email, "abc@qq.com" of
+"E-mail-abc@qq.com" is. A nullable one whose input has no such span cannot open at all (the
+tokens that would open it, a bare quote included, are forbidden), so it is null.
 
 run/answer.py's `spans` then gives each verbatim value's place in the input.
 """
@@ -38,16 +37,13 @@ run/answer.py's `spans` then gives each verbatim value's place in the input.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 
 import torch
 
 from slmtune.run.answer import (
     ITEM,
-    SHAPES,
-    fold,
-    shape_spans,
+    shape_values,
     verbatim_bounds,
     verbatim_paths,
     verbatim_shapes,
@@ -227,9 +223,9 @@ class Grounding:
         self.bounds = bounds or {}
         self.whole = _Copyable(*_escaped(source))
         self.shaped = {  # path -> its shape's spans of the input (run/answer.verbatim_shapes)
-            path: _Copyable.of_spans(source, spans, SHAPES[shape])
+            path: _Copyable.of_values(source, values)
             for path, (shape, nullable) in (shapes or {}).items()
-            if (spans := shape_spans(source, shape)) or nullable  # else the whole input
+            if (values := shape_values(source, shape)) or nullable  # else the whole input
         }
         self.closed_shapes = any(not c.starts for c in self.shaped.values())  # null only
         self.ends: list[int] | None = None  # inside a verbatim value: where its copy can end
@@ -344,26 +340,15 @@ class _Copyable:
         return self.ends is None or at in self.ends
 
     @classmethod
-    def of_spans(cls, source: str, spans: list[tuple[int, int]], shape: re.Pattern) -> _Copyable:
-        """Only values of `shape` inside the given spans of `source`, from a word's edge to a
-        word's edge: a copy starts where one can start and ends where one can end, a NUL byte
-        (never inside a JSON string's bytes) between the spans."""
-        folded = fold(source)
+    def of_values(cls, source: str, values: dict) -> _Copyable:
+        """Only the values of a shape in `source` (run/answer.shape_values: span -> values): a
+        copy starts where one starts and ends where one ends, a NUL byte (never inside a JSON
+        string's bytes) between the spans."""
         text, starts, ends = bytearray(), [], set()
-        for a, b in spans:
+        for (a, b), pairs in values.items():
             piece, offsets = _escaped(source[a:b])
-            edge = [not (folded[k - 1].isalnum() and folded[k].isalnum()) for k in range(a, b)]
-            edge.append(True)
-            edge[0] = True
-            values = [
-                (i, j)
-                for i in range(b - a)
-                if edge[i]
-                for j in range(i + 1, b - a + 1)
-                if edge[j] and shape.fullmatch(folded, a + i, a + j)
-            ]
-            starts += sorted({len(text) + offsets[i] for i, _ in values})
-            ends |= {len(text) + offsets[j] for _, j in values}
+            starts += sorted({len(text) + offsets[i - a] for i, _ in pairs})
+            ends |= {len(text) + offsets[j - a] for _, j in pairs}
             text += piece + b"\0"
         return cls(bytes(text), starts, ends)
 

@@ -69,8 +69,8 @@ SHAPE = "shape"  # ours too: a verbatim value is copied from a span of this shap
 ITEM = "[]"  # path step for "an item of this list"
 # Shapes a copied value can have, matched on text whose full-width ASCII is folded to
 # half-width (fold): a field whose training values all have one is copied from the input's
-# spans of that shape only (infer/ground.py), so a phone number or a code never fills an
-# email field, and a text without an email gives null.
+# values of that shape only (shape_values, infer/ground.py), so a phone number or a code
+# never fills an email field, and a text without an email gives null.
 SHAPES = {
     "email": re.compile(
         r"[A-Za-z0-9][A-Za-z0-9._%+\-]*@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
@@ -133,6 +133,27 @@ def fold(text: str) -> str:
 def shape_spans(source: str, shape: str) -> list[tuple[int, int]]:
     """[start, end) of the pieces of `source` that have `shape` (SHAPES)."""
     return [m.span() for m in SHAPES[shape].finditer(fold(source))]
+
+
+def shape_values(source: str, shape: str) -> dict[tuple[int, int], list[tuple[int, int]]]:
+    """Each span of `shape` in `source` -> the [start, end) of the values of that shape inside
+    it, from a word's edge to a word's edge (the span's ends, or a separator such as - or .
+    inside it): "abc@qq.com" of "E-mail-abc@qq.com" is one, "port@x.cn" of "support@x.cn" not."""
+    folded, pattern = fold(source), SHAPES[shape]
+
+    def edge(k: int, a: int, b: int) -> bool:
+        return k in (a, b) or not (folded[k - 1].isalnum() and folded[k].isalnum())
+
+    return {
+        (a, b): [
+            (i, j)
+            for i in range(a, b)
+            if edge(i, a, b)
+            for j in range(i + 1, b + 1)
+            if edge(j, a, b) and pattern.fullmatch(folded, i, j)
+        ]
+        for a, b in shape_spans(source, shape)
+    }
 
 
 def grammar_schema(schema: dict) -> dict:

@@ -17,8 +17,9 @@ Inference rules, from what the answers show:
   substring of its record's input is marked `"verbatim": true`, so decoding copies it from
   the input (infer/ground.py); a normalised value (a reformatted date) leaves it unmarked;
 - a verbatim field whose every value (at least MIN_SHAPED) is an email address, a URL or a
-  phone number, and lies inside such a span of its input, gets `"shape"`: decoding copies
-  it from those spans only (run/answer.py SHAPES), or answers null when the input has none.
+  phone number, and stands in its input where such a value can (run/answer.py shape_values),
+  gets `"shape"`: decoding copies one of those values only, or answers null when the input
+  has none.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from slmtune.run.answer import (
     parse_json_answer,
     schema_nodes,
     schema_types,
-    shape_spans,
+    shape_values,
     values_at,
 )
 from slmtune.run.layout import RunDir
@@ -83,16 +84,18 @@ def _shape(strings: list[tuple[str, str]]) -> str | None:
         return None
     for name, pattern in SHAPES.items():
         if all(pattern.fullmatch(fold(v)) for v, _ in strings) and all(
-            _inside(v, src, shape_spans(src, name)) for v, src in strings
+            _a_value(v, src, shape_values(src, name)) for v, src in strings
         ):
             return name
     return None
 
 
-def _inside(value: str, source: str, spans: list[tuple[int, int]]) -> bool:
+def _a_value(value: str, source: str, values: dict) -> bool:
+    """Whether `value` stands in `source` where shape_values finds a value of its shape."""
+    found = {pair for pairs in values.values() for pair in pairs}
     at = source.find(value)
     while at >= 0:
-        if any(a <= at and at + len(value) <= b for a, b in spans):
+        if (at, at + len(value)) in found:
             return True
         at = source.find(value, at + 1)
     return False

@@ -256,7 +256,7 @@ SHAPED = {
 
 
 def test_shapes_are_learned_when_every_copied_value_has_one():
-    from slmtune.run.answer import shape_spans, verbatim_shapes
+    from slmtune.run.answer import shape_spans, shape_values, verbatim_shapes
 
     mails = [
         "a1@qq.com",
@@ -278,6 +278,9 @@ def test_shapes_are_learned_when_every_copied_value_has_one():
     at = text.index("ａ")
     assert shape_spans(text, "email") == [(at, at + len("ａｂ＠ｑｑ．ｃｏｍ"))]
     assert shape_spans("电话13912345678", "phone") == [(2, 13)]
+    assert shape_values("E-mail-abc@qq.com。", "email") == {(0, 17): [(0, 17), (2, 17), (7, 17)]}
+    glued = [f"{n}的邮箱x{m}" for m, n in zip(mails, "甲乙丙丁戊", strict=True)]  # mid-word
+    assert "shape" not in infer_schema(answers, glued)["properties"]["email"]
 
 
 def test_a_shaped_value_opens_only_where_its_shape_is_and_stays_inside(opened):
