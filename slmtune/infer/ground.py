@@ -222,7 +222,7 @@ class Grounding:
         self.scanner = Scanner(paths)
         self.bounds = bounds or {}
         self.whole = _Copyable(*_escaped(source))
-        self.shaped = {  # path -> its shape's spans of the input (run/answer.verbatim_shapes)
+        self.shaped = {  # path -> its shape's values in the input (run/answer.verbatim_shapes)
             path: _Copyable.of_values(source, values)
             for path, (shape, nullable) in (shapes or {}).items()
             if (values := shape_values(source, shape)) or nullable  # else the whole input
@@ -303,7 +303,7 @@ class Grounding:
                 return False
             ends = self._advance(segment, ends)
             if segment.closes:
-                ends = [q for q in ends if self._copyable(segment.path).may_end(q)]
+                ends = list(filter(self._copyable(segment.path).may_end, ends))
             if ends == []:
                 return False
         return True
