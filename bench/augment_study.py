@@ -34,7 +34,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--task", choices=["complaints", "policy-pages"], default="complaints")
     p.add_argument("--variants", nargs="+", default=["0:1", "1:0.5", "1:1", "0:2"])
-    p.add_argument("--train", type=int, default=480, help="training-generator records (seed 1)")
+    p.add_argument("--train", type=int, default=480, help="training-generator records")
+    p.add_argument("--train-seed", type=int, default=1,
+                   help="the training generator's seed: another draw of the same recipe, to "
+                   "see how far two runs of one recipe differ")  # fmt: skip
     p.add_argument("--unseen", type=int, default=120, help="held-out-form records (seed 5)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-new-tokens", type=int, default=None)
@@ -63,7 +66,7 @@ def main() -> None:
     work = Path(args.workdir) / study
     work.mkdir(parents=True, exist_ok=True)
     data = {
-        "train": (args.task, args.train, 1),
+        "train": (args.task, args.train, args.train_seed),
         "test split": (args.task, 48, 2),
         **{name: (f"{args.task}-{g}", args.unseen, 5) for name, g in HELD_OUT.items()},
     }
@@ -96,6 +99,7 @@ def main() -> None:
             "steps": summary["steps"],
             "train_seconds": summary["seconds"],
             "bf16": summary["bf16"],
+            "train_seed": args.train_seed,
             "code": code,
             **scored,
         }
