@@ -342,3 +342,53 @@ def test_a_mailbox_the_organisation_answers_with_or_the_sender_wrote_to_is_never
             assert label["email"] not in {m for m in found if m}
             told += 1
     assert answered >= 0.08 * len(RECORDS) and told >= 5, (answered, told)
+
+
+def _exported_fields(text: str) -> dict | None:
+    """A system's export (JSON, key=value or "key: value" lines) as {key: value}, else None."""
+    if text.startswith("{"):
+        return {k: v or "" for k, v in json.loads(text).items()}
+    lines = [re.fullmatch(r"([A-Za-z_.]+)(?: = |=|: )(.*)", line) for line in text.split("\n")]
+    if all(lines) and len(lines) > 2:
+        return {m[1]: m[2] for m in lines}
+    return None
+
+
+def test_a_systems_export_names_the_sender_by_a_role_in_its_keys_and_never_staff_or_a_handle():
+    """customer_name=王芳 is the answer; agentMail, operator_name and nickName never are."""
+    from slmtune.data.synth import _fragments as F
+
+    def words(key: str) -> list[str]:
+        return re.sub(r"([A-Z])", r" \1", key).lower().replace("_", " ").replace(".", " ").split()
+
+    sender = staff = handle = 0
+    for r, label in zip(RECORDS, LABELS, strict=True):
+        fields = _exported_fields(r["instruction"])
+        if fields is None:
+            continue
+        for key, value in fields.items():
+            said = words(key)
+            if said[0] in F.KEY_STAFF_ROLES:
+                assert value not in {label["name"], label["email"]}, key
+                staff += 1
+            elif " ".join(said) in F.KEY_HANDLES:
+                assert value != label["name"], key
+                handle += 1
+            elif said[-1] in ("name", "mail", "email") and value:
+                assert value in (label["name"], label["email"]), key
+                sender += 1
+    assert sender >= 30 and staff >= 20 and handle >= 5, (sender, staff, handle)
+
+
+def test_an_answer_signed_with_a_mailbox_never_gives_the_answer():
+    from slmtune.data.synth import _fragments as F
+
+    mail = "|".join(F.SIGN_MAIL)
+    departments = "|".join(F.DEPARTMENTS)
+    signed = re.compile(rf"(?:{departments})\n(?:{mail})(?:: |：)([\w.+-]+@[\w.-]+)")
+    found = 0
+    for r, label in zip(RECORDS, LABELS, strict=True):
+        for mailbox in signed.findall(r["instruction"]):
+            assert label["email"] != mailbox
+            found += 1
+    assert found >= 5, found

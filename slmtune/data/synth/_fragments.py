@@ -346,3 +346,31 @@ HANDLE_LABELS = ["昵称", "用户名", "微信昵称", "账号", "ID", "网名"
 OTHER_CASES = ["历史工单：{c}（已办结）", "上次反映的“{c}”已经解决了", "邻居{n}也说{c}",
                "关联工单：{c}", "楼下{n}：{c}"]  # fmt: skip
 INLINE_ADDRESS = ["，在{v}", "，地点是{v}", "，就在{v}", "（{v}）", "，位置：{v}"]
+# A system's export with English keys (customer_name=…, agentEmail: …): a key is a role and
+# a field word, so whose value it holds is read from the role (the sender's, a member of
+# staff's, or a handle's key), never from a list of keys.
+KEY_SENDER_ROLES = ["customer", "contact", "caller", "reporter", "client", "complainant",
+                    "sender", "applicant", "submitter", ""]  # fmt: skip
+KEY_FIELDS = {
+    "name": ["name", "full name", "real name"],
+    "address": ["address", "addr", "home address", "location", "site"],
+    "email": ["email", "mail", "e mail", "email address"],
+    "question": ["content", "description", "complaint", "issue", "message", "text", "detail",
+                 "problem", "summary", "body"],
+}  # fmt: skip
+KEY_STAFF_ROLES = ["agent", "operator", "staff", "handler", "assignee", "owner", "dispatcher",
+                   "clerk", "rep", "support", "service", "reviewer", "cc", "notify"]  # fmt: skip
+KEY_HANDLES = ["nickname", "nick name", "user name", "login", "account", "screen name", "handle",
+               "user id", "open id"]  # fmt: skip
+KEY_SYSTEM = {
+    "ticket id": ["ticket id", "case no", "id", "order id", "record id", "seq"],
+    "time": ["created at", "create time", "timestamp", "submitted at", "updated at"],
+    "channel": ["channel", "source", "origin"],
+    "status": ["status", "state", "stage"],
+}
+# a staff member's signature under the organisation's answer: name and department, then
+# their mailbox and phone
+DEPARTMENTS = [a + b for a in ["客户服务", "售后服务", "投诉处理", "用户运营", "综合", "市场"]
+               for b in ["部", "中心", "组", "科"]]  # fmt: skip
+SIGN_MAIL = ["Email", "E-mail", "邮箱", "Mail", "电子邮箱"]
+SIGN_PHONE = ["Tel", "电话", "手机", "Phone", "联系电话"]

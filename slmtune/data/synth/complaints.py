@@ -64,20 +64,28 @@ def _record(rng: random.Random, fake: Faker) -> dict:
     label = {k: (None if rng.random() < DROP_RATE[k] else values[k]) for k in KEYS}
     if all(v is None for v in label.values()):
         label["question"] = values["question"]
-    layout = rng.choices(LAYOUTS, weights=[30, 26, 12, 12, 10, 10])[0]
+    layout = rng.choices(LAYOUTS, weights=[28, 24, 11, 11, 9, 9, 8])[0]
     text = layout(rng, fake, label)
-    text = rng.choice(F.GREETINGS) + text
-    trailer = rng.choice(F.TRAILERS)
-    if trailer:
-        text += rng.choice(["\n", " ", "。"]) + trailer
-    if rng.random() < 0.12:
-        text += rng.choice(["\n", "\n\n", "\n----\n"]) + _answered(rng, fake)
+    if layout is not _exported:  # a system's export is the system's text alone
+        text = _framed(rng, fake, text)
     return {
         "system": COMPLAINT_SYSTEM_PROMPT,
         "instruction": text,
         "input": "",
         "output": json.dumps(label, ensure_ascii=False),
     }
+
+
+def _framed(rng: random.Random, fake: Faker, text: str) -> str:
+    """What a person's text comes with: a greeting, a trailer, sometimes the organisation's
+    answer under it."""
+    text = rng.choice(F.GREETINGS) + text
+    trailer = rng.choice(F.TRAILERS)
+    if trailer:
+        text += rng.choice(["\n", " ", "。"]) + trailer
+    if rng.random() < 0.12:
+        text += rng.choice(["\n", "\n\n", "\n----\n"]) + _answered(rng, fake)
+    return text
 
 
 def _labelled(rng: random.Random, fake: Faker, label: dict) -> str:
@@ -212,6 +220,8 @@ def _dialogue(rng: random.Random, fake: Faker, label: dict) -> str:
     as "who：what" or, like a chat export, a "who hh:mm" line above what was said."""
     agent = f"{rng.choice(F.STAFF_ROLES)}{fake.name()}"
     me = rng.choice(["客户", "用户", "来电人", "我", "业主", "居民"])
+    if rng.random() < 0.2:  # a chat export names the customer by their handle
+        me = fake.user_name()
     turns = [(agent, "您好，请讲。")]
     if label["question"]:
         turns.append((me, f"{_urged(rng, label['question'])}。"))
@@ -259,7 +269,61 @@ def _spoken(rng: random.Random, fake: Faker, label: dict) -> str:
     return rng.choice(["", "[语音转写] ", "来电录音：", "（通话转写）"]) + " ".join(said)
 
 
-LAYOUTS = [_labelled, _narrative, _message, _dialogue, _relayed, _spoken]
+def _exported(rng: random.Random, fake: Faker, label: dict) -> str:
+    """A record exported by a system with English keys (key=value lines, "key: value" lines
+    or JSON): the sender's fields under keys naming the sender's role (customer_name,
+    contactEmail), beside the system's own: a ticket number, a time, a channel, a member of
+    staff's name, id or mailbox (agent_mail, operatorEmail), the sender's handle
+    (nickName). An absent field is an empty value or left out."""
+    style = rng.choice([_snake, _camel, _dotted, _camel])
+    role = rng.choice(F.KEY_SENDER_ROLES)
+    said = {k: label[k] and (_urged(rng, label[k]) if k == "question" else label[k]) for k in KEYS}
+    blank = rng.random() < 0.5
+    fields = [
+        (style(role if k != "question" else "", rng.choice(F.KEY_FIELDS[k])), v or "")
+        for k, v in said.items()
+        if v is not None or blank
+    ]
+    staff = rng.choice(F.KEY_STAFF_ROLES)
+    system = [
+        (style("", rng.choice(F.KEY_SYSTEM["ticket id"])), str(rng.randrange(10**5, 10**12))),
+        (style("", rng.choice(F.KEY_SYSTEM["time"])), fake.date_time().isoformat(timespec="seconds")),
+        (style("", rng.choice(F.KEY_SYSTEM["channel"])), rng.choice(["WEB", "APP", "HOTLINE", "WECHAT", "热线"])),
+        (style("", rng.choice(F.KEY_SYSTEM["status"])), rng.choice(["open", "closed", "pending", "处理中"])),
+        (style(staff, rng.choice(["name", "full name"])), fake.name()),
+        (style(staff, rng.choice(["id", "no"])), f"{rng.choice(['op', 'ag', 'cs', 'kf'])}{rng.randrange(1, 999)}"),
+        (style("", rng.choice(F.KEY_HANDLES)), fake.user_name()),
+    ]  # fmt: skip
+    fields += rng.sample(system, rng.randrange(2, 6))
+    if rng.random() < 0.6:
+        fields.append((style(staff, rng.choice(F.KEY_FIELDS["email"])), _other_mail(rng, fake)))
+    rng.shuffle(fields)
+    kind = rng.randrange(3)
+    if kind == 0:
+        glue = rng.choice(["=", " = "])
+        return "\n".join(f"{k}{glue}{v}" for k, v in fields)
+    if kind == 1:
+        return "\n".join(f"{k}: {v}" for k, v in fields)
+    indent = rng.choice([None, 2])
+    return json.dumps(
+        {k: v or rng.choice(["", None]) for k, v in fields}, ensure_ascii=False, indent=indent
+    )
+
+
+def _snake(role: str, field: str) -> str:
+    return "_".join([*role.split(), *field.split()])
+
+
+def _camel(role: str, field: str) -> str:
+    first, *rest = [*role.split(), *field.split()]
+    return first + "".join(w.capitalize() for w in rest)
+
+
+def _dotted(role: str, field: str) -> str:
+    return ".".join(w for w in (role, "_".join(field.split())) if w)
+
+
+LAYOUTS = [_labelled, _narrative, _message, _dialogue, _relayed, _spoken, _exported]
 
 
 def _with_noise(rng: random.Random, fake: Faker, parts: list[str]) -> list[str]:
@@ -297,9 +361,17 @@ def _answered(rng: random.Random, fake: Faker) -> str:
     who = rng.choice(F.REPLY_WHO)
     if rng.random() < 0.3:
         who = f"{rng.choice(F.STAFF_ROLES)}{fake.name()}{rng.choice(['回复', '答复'])}"
-    ask = rng.choice(F.REPLY_ASK).format(x=rng.choice(F.REPLY_WHAT), m=_other_mail(rng, fake))
+    mailbox = _other_mail(rng, fake)
+    ask = rng.choice(F.REPLY_ASK).format(x=rng.choice(F.REPLY_WHAT), m=mailbox)
     colon = "" if who.endswith("】") else rng.choice(["：", ":", " "])
-    return f"{who}{colon}{rng.choice(F.REPLY_OPEN)}{ask}{rng.choice(F.REPLY_END)}"
+    answer = f"{who}{colon}{rng.choice(F.REPLY_OPEN)}{ask}{rng.choice(F.REPLY_END)}"
+    if rng.random() < 0.35:  # signed: name and department, mailbox and phone
+        phone = rng.choice(["13", "15", "18"]) + "".join(rng.choices("0123456789", k=9))
+        gap, glue = rng.choice(["  ", " ", "\n"]), rng.choice(["  ", "\n"])
+        signer = f"{fake.name()}{gap}{rng.choice(F.DEPARTMENTS)}"
+        mail = f"{rng.choice(F.SIGN_MAIL)}{rng.choice([': ', '：'])}{mailbox}"
+        answer += f"\n{signer}\n{mail}{glue}{rng.choice(F.SIGN_PHONE)}: {phone}"
+    return answer
 
 
 def _staff_mailbox(rng: random.Random, fake: Faker) -> str:
