@@ -60,6 +60,14 @@ def test_texts_and_complaints_are_diverse():
     assert len(set(questions)) >= 0.8 * len(questions)
 
 
+def test_complaints_open_with_many_different_problems():
+    """A complaint's opening clause (what and what went wrong) is seldom repeated: a clause
+    the model has not seen must still read as a complaint (0.52 of them distinct with nine
+    kinds of service, when held-out complaints were cut short at unfamiliar clauses)."""
+    questions = [label["question"] for label in LABELS if label["question"]]
+    assert len({q.split("，")[0] for q in questions}) >= 0.65 * len(questions)
+
+
 @pytest.mark.parametrize("words", [NAME_LABELS, ADDRESS_LABELS, EMAIL_LABELS, QUESTION_LABELS])
 def test_many_label_words_are_used(words):
     used = {w for w in words if any(w in r["instruction"] for r in RECORDS)}

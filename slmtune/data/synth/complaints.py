@@ -20,8 +20,9 @@ a specific demand, 要求…, when there is one): a plea after it (urging, waiti
 indignation, a rhetorical question or thanks: "，希望尽快处理", "，坐等回复", "，你们到底管不管？",
 mostly composed from parts so they vary; after seven complaints in ten), and the sender's
 name or address said in the same sentence, are not part of it.
-The complaint itself is composed from fragments, one clause to several, so thousands are
-distinct.
+The complaint itself is composed from fragments (seventeen kinds of service, from broadband
+and power to heating, noise, roads, clinics and prepaid cards), one clause to several, so
+thousands are distinct.
 """
 
 from __future__ import annotations
