@@ -400,3 +400,27 @@ def test_an_answer_signed_with_a_mailbox_never_gives_the_answer():
             assert label["email"] != mailbox
             found += 1
     assert found >= 5, found
+
+
+def test_other_peoples_replies_under_the_text_are_never_the_answer():
+    """网友lihua：我家也是这样 / 王芳 回复：<a complaint of their own>: neither their
+    complaint nor their name or handle is the sender's."""
+    from slmtune.data.synth import _fragments as F
+
+    # (the bare "{who}：" reads like any labelled line: left out of what is checked)
+    marked = [h for h in F.REPLY_HEADS if h not in ("{who}：", "{who}: ")]
+    heads = "|".join(re.escape(h).replace(r"\{who\}", r"(\w+)") for h in marked)
+    replies = complaints = 0
+    for r, label in zip(RECORDS, LABELS, strict=True):
+        for line in r["instruction"].split("\n"):
+            found = re.match(rf"(?:{heads})(.+)", line)
+            if not found:
+                continue
+            who = next(g for g in found.groups()[:-1] if g)
+            said = found.groups()[-1]
+            assert who != label["name"], line
+            replies += 1
+            if label["question"] and label["question"] in said:
+                assert said.count(label["question"]) < r["instruction"].count(label["question"])
+            complaints += not said.startswith((*F.REPLY_SAME, *F.REPLY_ADVICE))
+    assert replies >= 40 and complaints >= 15, (replies, complaints)

@@ -433,6 +433,14 @@ HANDLE_LABELS = ["昵称", "用户名", "微信昵称", "账号", "ID", "网名"
 # someone else's complaint or an earlier case the text mentions: never the question
 OTHER_CASES = ["历史工单：{c}（已办结）", "上次反映的“{c}”已经解决了", "邻居{n}也说{c}",
                "关联工单：{c}", "楼下{n}：{c}"]  # fmt: skip
+# other people answering under the text (comments, replies, a group chat): who and how,
+# then their own complaint, agreement or advice; never the sender's
+REPLY_HEADS = ["{who}：", "{who} 回复：", "{who}说：", "网友{who}：", "@{who} ", "{who}: ",
+               "评论 {who}："]  # fmt: skip
+REPLY_SAME = ["同感", "我家也是这样", "+1", "一样的情况", "我们这边也有这个问题", "顶一下",
+              "蹲一个结果", "楼上说得对"]  # fmt: skip
+REPLY_ADVICE = ["建议直接打热线", "可以去消协投诉", "找媒体曝光试试", "留好证据",
+                "去营业厅当面说更快", "拨打监督电话有用"]  # fmt: skip
 INLINE_ADDRESS = ["，在{v}", "，地点是{v}", "，就在{v}", "（{v}）", "，位置：{v}"]
 # A system's export with English keys (customer_name=…, agentEmail: …): a key is a role and
 # a field word, so whose value it holds is read from the role (the sender's, a member of

@@ -13,7 +13,8 @@ complaint relayed by someone else, and a transcribed call without punctuation.
 Other people appear too (staff, case handlers, the relay, service and staff mailboxes
 labelled by whose they are (跟进人邮箱), given in a staff member's sentence, one the sender
 wrote to, or the organisation's own in its answer under the text; a neighbour's complaint
-or an earlier case): their names, emails and complaints are never
+or an earlier case; other people's replies under the text): their names, emails and
+complaints are never
 the answer; nor are the sender's handle (昵称), a platform's region (IP属地) or a title
 naming the complaint's topic. The question is the complaint itself (what happened, and
 a specific demand, 要求…, when there is one): a plea after it (urging, waiting for an answer,
@@ -84,9 +85,28 @@ def _framed(rng: random.Random, fake: Faker, text: str) -> str:
     trailer = rng.choice(F.TRAILERS)
     if trailer:
         text += rng.choice(["\n", " ", "。"]) + trailer
+    if rng.random() < 0.1:
+        text += rng.choice(["\n", "\n\n", "\n----\n", "\n评论：\n"]) + _replies(rng, fake)
     if rng.random() < 0.12:
         text += rng.choice(["\n", "\n\n", "\n----\n"]) + _answered(rng, fake)
     return text
+
+
+def _replies(rng: random.Random, fake: Faker) -> str:
+    """Other people answering under the text, by handle or name, one to three lines: a
+    complaint of their own, agreement or advice, sometimes a plea; never the sender's."""
+    lines = []
+    for _ in range(rng.randrange(1, 4)):
+        who = fake.user_name() if rng.random() < 0.6 else fake.name()
+        kind = rng.random()
+        if kind < 0.45:
+            said = _complaint(rng)
+        else:
+            said = rng.choice(F.REPLY_SAME if kind < 0.7 else F.REPLY_ADVICE)
+        if rng.random() < 0.3:
+            said += "，" + _plea(rng)
+        lines.append(rng.choice(F.REPLY_HEADS).format(who=who) + said)
+    return "\n".join(lines)
 
 
 def _labelled(rng: random.Random, fake: Faker, label: dict) -> str:
