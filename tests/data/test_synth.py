@@ -68,6 +68,15 @@ def test_complaints_open_with_many_different_problems():
     assert len({q.split("，")[0] for q in questions}) >= 0.65 * len(questions)
 
 
+def test_a_complaint_may_say_whom_the_sender_asked_and_what_came_of_it():
+    """问过客服，说查不到记录 is part of the complaint, a clause after a comma like a plea's."""
+    from slmtune.data.synth import _fragments as F
+
+    questions = [label["question"] for label in LABELS if label["question"]]
+    asked = [q for q in questions if any(f"，{a}" in q for a in F.DETAIL_ASKED)]
+    assert len(asked) >= 0.05 * len(questions), len(asked)
+
+
 @pytest.mark.parametrize("words", [NAME_LABELS, ADDRESS_LABELS, EMAIL_LABELS, QUESTION_LABELS])
 def test_many_label_words_are_used(words):
     used = {w for w in words if any(w in r["instruction"] for r in RECORDS)}

@@ -19,7 +19,7 @@ the answer; nor are the sender's handle (昵称), a platform's region (IP属地)
 naming the complaint's topic. The question is the complaint itself (what happened, and
 a specific demand, 要求…, when there is one): a plea after it (urging, waiting for an answer,
 indignation, a rhetorical question or thanks: "，希望尽快处理", "，坐等回复", "，你们到底管不管？",
-mostly composed from parts so they vary; after seven complaints in ten), and the sender's
+mostly composed from parts so they vary; after eight complaints in ten), and the sender's
 name or address said in the same sentence, are not part of it.
 The complaint itself is composed from fragments (seventeen kinds of service, from broadband
 and power to heating, noise, roads, clinics and prepaid cards), one clause to several, so
@@ -472,7 +472,7 @@ def _introduced(rng: random.Random, name: str | None, address: str | None) -> li
 
 def _urged(rng: random.Random, complaint: str) -> str:
     """The complaint as said: mostly followed by a plea that is not part of it."""
-    if rng.random() < 0.7:
+    if rng.random() < 0.8:
         return complaint + rng.choice(["，", "，", "，", "。", "！", " "]) + _plea(rng)
     return complaint
 
@@ -530,10 +530,14 @@ def _complaint(rng: random.Random) -> str:
 
 
 def _detail(rng: random.Random) -> str:
-    """Something else that happened: what someone did, what it cost, or how things stand."""
+    """Something else that happened: what someone did, whom the sender asked and what came
+    of it, what it cost, or how things stand."""
     kind = rng.random()
-    if kind < 0.35:
+    if kind < 0.3:
         return rng.choice(F.DETAIL_WHO) + rng.choice(F.DETAIL_DID)
-    if kind < 0.65:
+    if kind < 0.5:
+        answer = rng.choice(F.DETAIL_ANSWER)
+        return rng.choice(F.DETAIL_ASKED) + ("" if answer.startswith("也") else "，") + answer
+    if kind < 0.75:
         return rng.choice(F.DETAIL_COST).format(k=rng.randrange(2, 9), n=rng.randrange(30, 900))
     return rng.choice(F.DETAIL_STATE)
