@@ -102,94 +102,6 @@ DOMAINS: dict[str, tuple[list[str], list[str]]] = {
             "吞卡以后没人处理",
         ],
     ),
-    "heating": (
-        ["家里的暖气", "小区的集中供暖", "暖气片", "供热管网", "地暖", "热力站"],
-        [
-            "屋里温度一直上不去",
-            "交了全额采暖费却只热了一半",
-            "摸着冰凉一点都不热",
-            "管道漏水把地板泡坏了",
-            "说好十五号开始到现在还没来",
-            "报修后让我自己找人放气",
-        ],
-    ),
-    "noise": (
-        ["楼下新开的KTV", "隔壁装修", "附近的工地", "小区里的广场舞", "楼上的邻居", "街边的商铺"],
-        [
-            "每天晚上吵到十一点多",
-            "周末一大早就开始用电钻",
-            "半夜施工也没见公示许可",
-            "音响开得整栋楼都在震",
-            "大喇叭一整天循环播放广告",
-            "凌晨还在拖椅子砸东西",
-        ],
-    ),
-    "roads": (
-        ["家门口的路", "小区外面的路灯", "这条街的井盖", "公交车", "地铁站的扶梯", "共享单车"],
-        [
-            "挖开两个月了还没填回去",
-            "坏了一大片晚上黑漆漆的",
-            "松动了车一压就哐哐响",
-            "经常过站不停",
-            "停了大半年都没修好",
-            "乱停乱放把盲道全占了",
-        ],
-    ),
-    "cars": (
-        ["4S店", "刚提的新车", "小区的充电桩", "车辆年检站", "洗车店", "代驾司机"],
-        [
-            "保养时换了我没同意换的零件",
-            "开了不到一个月就漏油",
-            "报装申请一直批不下来",
-            "排了三个小时说系统故障",
-            "把车漆刮花了还不认账",
-            "收费比报价高出一倍",
-        ],
-    ),
-    "clinic": (
-        ["社区医院", "医院的挂号系统", "小区门口的药店", "体检中心", "门诊收费处", "医保报销窗口"],
-        [
-            "专家号从来都挂不上",
-            "拿错了药还不给退",
-            "报告拖了一个月才出来",
-            "收了几项根本没做的检查费",
-            "排队两个小时看病五分钟",
-            "材料交齐了迟迟不给办",
-        ],
-    ),
-    "prepaid": (
-        ["孩子报的培训班", "楼下的健身房", "学校食堂", "我报名的驾校", "网课平台", "美容院"],
-        [
-            "剩下的课时费不给退",
-            "老板跑路了卡里还有三千多",
-            "饭菜里吃出了虫子",
-            "教练暗示要红包才让考",
-            "偷偷自动续费了一整年",
-            "办卡时说的优惠一样都没兑现",
-        ],
-    ),
-    "platform": (
-        ["网购平台的客服", "外卖平台", "二手交易平台", "打车软件", "直播间买的东西", "团购的套餐"],
-        [
-            "一直是机器人回复转不了人工",
-            "商家不发货也不给退款",
-            "卖家寄来的是假货",
-            "司机绕路多收了四十块",
-            "收到的和宣传的完全是两样",
-            "到店才说节假日不能用",
-        ],
-    ),
-    "sanitation": (
-        ["小区的化粪池", "楼道", "附近的垃圾中转站", "村口那条河", "路边的餐馆", "隔壁的养殖场"],
-        [
-            "堵了污水漫到一楼",
-            "堆满杂物成了消防隐患",
-            "臭得窗户都不敢开",
-            "水面漂满垃圾又黑又臭",
-            "把泔水直接倒进雨水井",
-            "招来的苍蝇蚊子特别多",
-        ],
-    ),
 }
 
 DURATIONS = [
@@ -222,11 +134,6 @@ DETAIL_WHO = ["上门的人", "售后", "营业厅", "维修工", "网点", "那
 DETAIL_DID = ["来了也没带工具", "一问三不知", "只会让我填单子", "把问题推给厂家", "电话永远占线",
               "登记完就没下文了", "不肯出书面说明", "把我的单子弄丢了", "让我换个渠道再报", "当面答应得好好的",
               "说是我自己操作不当", "查了半天说没有记录"]  # fmt: skip
-# ...or whom the sender turned to and what came of it (问过客服，说查不到记录)
-DETAIL_ASKED = ["找了物业", "问过客服", "打过热线", "去过营业厅", "找过居委会", "报过警",
-                "联系了厂家", "问了师傅", "找了街道"]  # fmt: skip
-DETAIL_ANSWER = ["说不归他们管", "说还要等审批", "说是系统问题", "说查不到记录", "说设备没问题",
-                 "也没有用", "谁都说不清楚", "只说再等等", "让我去找别的部门", "推来推去"]  # fmt: skip
 DETAIL_COST = ["为这事跑了{k}趟", "前后打了{k}次电话", "白等了{k}天", "多交了{n}块钱", "损失了{n}多元",
                "请了{k}天假在家等", "已经投诉{k}次了", "修一次收了{n}元"]  # fmt: skip
 DETAIL_STATE = ["到现在还是老样子", "钱一直没退回来", "事先没有任何提示", "周围几户都一样",
@@ -438,40 +345,4 @@ HANDLE_LABELS = ["昵称", "用户名", "微信昵称", "账号", "ID", "网名"
 # someone else's complaint or an earlier case the text mentions: never the question
 OTHER_CASES = ["历史工单：{c}（已办结）", "上次反映的“{c}”已经解决了", "邻居{n}也说{c}",
                "关联工单：{c}", "楼下{n}：{c}"]  # fmt: skip
-# other people answering under the text (comments, replies, a group chat): who and how,
-# then their own complaint, agreement or advice; never the sender's
-REPLY_HEADS = ["{who}：", "{who} 回复：", "{who}说：", "网友{who}：", "@{who} ", "{who}: ",
-               "评论 {who}："]  # fmt: skip
-REPLY_SAME = ["同感", "我家也是这样", "+1", "一样的情况", "我们这边也有这个问题", "顶一下",
-              "蹲一个结果", "楼上说得对"]  # fmt: skip
-REPLY_ADVICE = ["建议直接打热线", "可以去消协投诉", "找媒体曝光试试", "留好证据",
-                "去营业厅当面说更快", "拨打监督电话有用"]  # fmt: skip
 INLINE_ADDRESS = ["，在{v}", "，地点是{v}", "，就在{v}", "（{v}）", "，位置：{v}"]
-# A system's export with English keys (customer_name=…, agentEmail: …): a key is a role and
-# a field word, so whose value it holds is read from the role (the sender's, a member of
-# staff's, or a handle's key), never from a list of keys.
-KEY_SENDER_ROLES = ["customer", "contact", "caller", "reporter", "client", "complainant",
-                    "sender", "applicant", "submitter", ""]  # fmt: skip
-KEY_FIELDS = {
-    "name": ["name", "full name", "real name"],
-    "address": ["address", "addr", "home address", "location", "site"],
-    "email": ["email", "mail", "e mail", "email address"],
-    "question": ["content", "description", "complaint", "issue", "message", "text", "detail",
-                 "problem", "summary", "body"],
-}  # fmt: skip
-KEY_STAFF_ROLES = ["agent", "operator", "staff", "handler", "assignee", "owner", "dispatcher",
-                   "clerk", "rep", "support", "service", "reviewer", "cc", "notify"]  # fmt: skip
-KEY_HANDLES = ["nickname", "nick name", "user name", "login", "account", "screen name", "handle",
-               "user id", "open id"]  # fmt: skip
-KEY_SYSTEM = {
-    "ticket id": ["ticket id", "case no", "id", "order id", "record id", "seq"],
-    "time": ["created at", "create time", "timestamp", "submitted at", "updated at"],
-    "channel": ["channel", "source", "origin"],
-    "status": ["status", "state", "stage"],
-}
-# a staff member's signature under the organisation's answer: name and department, then
-# their mailbox and phone
-DEPARTMENTS = [a + b for a in ["客户服务", "售后服务", "投诉处理", "用户运营", "综合", "市场"]
-               for b in ["部", "中心", "组", "科"]]  # fmt: skip
-SIGN_MAIL = ["Email", "E-mail", "邮箱", "Mail", "电子邮箱"]
-SIGN_PHONE = ["Tel", "电话", "手机", "Phone", "联系电话"]

@@ -13,17 +13,15 @@ complaint relayed by someone else, and a transcribed call without punctuation.
 Other people appear too (staff, case handlers, the relay, service and staff mailboxes
 labelled by whose they are (跟进人邮箱), given in a staff member's sentence, one the sender
 wrote to, or the organisation's own in its answer under the text; a neighbour's complaint
-or an earlier case; other people's replies under the text): their names, emails and
-complaints are never
+or an earlier case): their names, emails and complaints are never
 the answer; nor are the sender's handle (昵称), a platform's region (IP属地) or a title
 naming the complaint's topic. The question is the complaint itself (what happened, and
 a specific demand, 要求…, when there is one): a plea after it (urging, waiting for an answer,
 indignation, a rhetorical question or thanks: "，希望尽快处理", "，坐等回复", "，你们到底管不管？",
-mostly composed from parts so they vary; after eight complaints in ten), and the sender's
+mostly composed from parts so they vary; after seven complaints in ten), and the sender's
 name or address said in the same sentence, are not part of it.
-The complaint itself is composed from fragments (seventeen kinds of service, from broadband
-and power to heating, noise, roads, clinics and prepaid cards), one clause to several, so
-thousands are distinct.
+The complaint itself is composed from fragments, one clause to several, so thousands are
+distinct.
 """
 
 from __future__ import annotations
@@ -66,47 +64,20 @@ def _record(rng: random.Random, fake: Faker) -> dict:
     label = {k: (None if rng.random() < DROP_RATE[k] else values[k]) for k in KEYS}
     if all(v is None for v in label.values()):
         label["question"] = values["question"]
-    layout = rng.choices(LAYOUTS, weights=[28, 24, 11, 11, 9, 9, 8])[0]
+    layout = rng.choices(LAYOUTS, weights=[30, 26, 12, 12, 10, 10])[0]
     text = layout(rng, fake, label)
-    if layout is not _exported:  # a system's export is the system's text alone
-        text = _framed(rng, fake, text)
+    text = rng.choice(F.GREETINGS) + text
+    trailer = rng.choice(F.TRAILERS)
+    if trailer:
+        text += rng.choice(["\n", " ", "。"]) + trailer
+    if rng.random() < 0.12:
+        text += rng.choice(["\n", "\n\n", "\n----\n"]) + _answered(rng, fake)
     return {
         "system": COMPLAINT_SYSTEM_PROMPT,
         "instruction": text,
         "input": "",
         "output": json.dumps(label, ensure_ascii=False),
     }
-
-
-def _framed(rng: random.Random, fake: Faker, text: str) -> str:
-    """What a person's text comes with: a greeting, a trailer, sometimes the organisation's
-    answer under it."""
-    text = rng.choice(F.GREETINGS) + text
-    trailer = rng.choice(F.TRAILERS)
-    if trailer:
-        text += rng.choice(["\n", " ", "。"]) + trailer
-    if rng.random() < 0.1:
-        text += rng.choice(["\n", "\n\n", "\n----\n", "\n评论：\n"]) + _replies(rng, fake)
-    if rng.random() < 0.12:
-        text += rng.choice(["\n", "\n\n", "\n----\n"]) + _answered(rng, fake)
-    return text
-
-
-def _replies(rng: random.Random, fake: Faker) -> str:
-    """Other people answering under the text, by handle or name, one to three lines: a
-    complaint of their own, agreement or advice, sometimes a plea; never the sender's."""
-    lines = []
-    for _ in range(rng.randrange(1, 4)):
-        who = fake.user_name() if rng.random() < 0.6 else fake.name()
-        kind = rng.random()
-        if kind < 0.45:
-            said = _complaint(rng)
-        else:
-            said = rng.choice(F.REPLY_SAME if kind < 0.7 else F.REPLY_ADVICE)
-        if rng.random() < 0.3:
-            said += "，" + _plea(rng)
-        lines.append(rng.choice(F.REPLY_HEADS).format(who=who) + said)
-    return "\n".join(lines)
 
 
 def _labelled(rng: random.Random, fake: Faker, label: dict) -> str:
@@ -241,8 +212,6 @@ def _dialogue(rng: random.Random, fake: Faker, label: dict) -> str:
     as "who：what" or, like a chat export, a "who hh:mm" line above what was said."""
     agent = f"{rng.choice(F.STAFF_ROLES)}{fake.name()}"
     me = rng.choice(["客户", "用户", "来电人", "我", "业主", "居民"])
-    if rng.random() < 0.2:  # a chat export names the customer by their handle
-        me = fake.user_name()
     turns = [(agent, "您好，请讲。")]
     if label["question"]:
         turns.append((me, f"{_urged(rng, label['question'])}。"))
@@ -290,61 +259,7 @@ def _spoken(rng: random.Random, fake: Faker, label: dict) -> str:
     return rng.choice(["", "[语音转写] ", "来电录音：", "（通话转写）"]) + " ".join(said)
 
 
-def _exported(rng: random.Random, fake: Faker, label: dict) -> str:
-    """A record exported by a system with English keys (key=value lines, "key: value" lines
-    or JSON): the sender's fields under keys naming the sender's role (customer_name,
-    contactEmail), beside the system's own: a ticket number, a time, a channel, a member of
-    staff's name, id or mailbox (agent_mail, operatorEmail), the sender's handle
-    (nickName). An absent field is an empty value or left out."""
-    style = rng.choice([_snake, _camel, _dotted, _camel])
-    role = rng.choice(F.KEY_SENDER_ROLES)
-    said = {k: label[k] and (_urged(rng, label[k]) if k == "question" else label[k]) for k in KEYS}
-    blank = rng.random() < 0.5
-    fields = [
-        (style(role if k != "question" else "", rng.choice(F.KEY_FIELDS[k])), v or "")
-        for k, v in said.items()
-        if v is not None or blank
-    ]
-    staff = rng.choice(F.KEY_STAFF_ROLES)
-    system = [
-        (style("", rng.choice(F.KEY_SYSTEM["ticket id"])), str(rng.randrange(10**5, 10**12))),
-        (style("", rng.choice(F.KEY_SYSTEM["time"])), fake.date_time().isoformat(timespec="seconds")),
-        (style("", rng.choice(F.KEY_SYSTEM["channel"])), rng.choice(["WEB", "APP", "HOTLINE", "WECHAT", "热线"])),
-        (style("", rng.choice(F.KEY_SYSTEM["status"])), rng.choice(["open", "closed", "pending", "处理中"])),
-        (style(staff, rng.choice(["name", "full name"])), fake.name()),
-        (style(staff, rng.choice(["id", "no"])), f"{rng.choice(['op', 'ag', 'cs', 'kf'])}{rng.randrange(1, 999)}"),
-        (style("", rng.choice(F.KEY_HANDLES)), fake.user_name()),
-    ]  # fmt: skip
-    fields += rng.sample(system, rng.randrange(2, 6))
-    if rng.random() < 0.6:
-        fields.append((style(staff, rng.choice(F.KEY_FIELDS["email"])), _other_mail(rng, fake)))
-    rng.shuffle(fields)
-    kind = rng.randrange(3)
-    if kind == 0:
-        glue = rng.choice(["=", " = "])
-        return "\n".join(f"{k}{glue}{v}" for k, v in fields)
-    if kind == 1:
-        return "\n".join(f"{k}: {v}" for k, v in fields)
-    indent = rng.choice([None, 2])
-    return json.dumps(
-        {k: v or rng.choice(["", None]) for k, v in fields}, ensure_ascii=False, indent=indent
-    )
-
-
-def _snake(role: str, field: str) -> str:
-    return "_".join([*role.split(), *field.split()])
-
-
-def _camel(role: str, field: str) -> str:
-    first, *rest = [*role.split(), *field.split()]
-    return first + "".join(w.capitalize() for w in rest)
-
-
-def _dotted(role: str, field: str) -> str:
-    return ".".join(w for w in (role, "_".join(field.split())) if w)
-
-
-LAYOUTS = [_labelled, _narrative, _message, _dialogue, _relayed, _spoken, _exported]
+LAYOUTS = [_labelled, _narrative, _message, _dialogue, _relayed, _spoken]
 
 
 def _with_noise(rng: random.Random, fake: Faker, parts: list[str]) -> list[str]:
@@ -382,17 +297,9 @@ def _answered(rng: random.Random, fake: Faker) -> str:
     who = rng.choice(F.REPLY_WHO)
     if rng.random() < 0.3:
         who = f"{rng.choice(F.STAFF_ROLES)}{fake.name()}{rng.choice(['回复', '答复'])}"
-    mailbox = _other_mail(rng, fake)
-    ask = rng.choice(F.REPLY_ASK).format(x=rng.choice(F.REPLY_WHAT), m=mailbox)
+    ask = rng.choice(F.REPLY_ASK).format(x=rng.choice(F.REPLY_WHAT), m=_other_mail(rng, fake))
     colon = "" if who.endswith("】") else rng.choice(["：", ":", " "])
-    answer = f"{who}{colon}{rng.choice(F.REPLY_OPEN)}{ask}{rng.choice(F.REPLY_END)}"
-    if rng.random() < 0.35:  # signed: name and department, mailbox and phone
-        phone = rng.choice(["13", "15", "18"]) + "".join(rng.choices("0123456789", k=9))
-        gap, glue = rng.choice(["  ", " ", "\n"]), rng.choice(["  ", "\n"])
-        signer = f"{fake.name()}{gap}{rng.choice(F.DEPARTMENTS)}"
-        mail = f"{rng.choice(F.SIGN_MAIL)}{rng.choice([': ', '：'])}{mailbox}"
-        answer += f"\n{signer}\n{mail}{glue}{rng.choice(F.SIGN_PHONE)}: {phone}"
-    return answer
+    return f"{who}{colon}{rng.choice(F.REPLY_OPEN)}{ask}{rng.choice(F.REPLY_END)}"
 
 
 def _staff_mailbox(rng: random.Random, fake: Faker) -> str:
@@ -472,7 +379,7 @@ def _introduced(rng: random.Random, name: str | None, address: str | None) -> li
 
 def _urged(rng: random.Random, complaint: str) -> str:
     """The complaint as said: mostly followed by a plea that is not part of it."""
-    if rng.random() < 0.8:
+    if rng.random() < 0.7:
         return complaint + rng.choice(["，", "，", "，", "。", "！", " "]) + _plea(rng)
     return complaint
 
@@ -530,14 +437,10 @@ def _complaint(rng: random.Random) -> str:
 
 
 def _detail(rng: random.Random) -> str:
-    """Something else that happened: what someone did, whom the sender asked and what came
-    of it, what it cost, or how things stand."""
+    """Something else that happened: what someone did, what it cost, or how things stand."""
     kind = rng.random()
-    if kind < 0.3:
+    if kind < 0.35:
         return rng.choice(F.DETAIL_WHO) + rng.choice(F.DETAIL_DID)
-    if kind < 0.5:
-        answer = rng.choice(F.DETAIL_ANSWER)
-        return rng.choice(F.DETAIL_ASKED) + ("" if answer.startswith("也") else "，") + answer
-    if kind < 0.75:
+    if kind < 0.65:
         return rng.choice(F.DETAIL_COST).format(k=rng.randrange(2, 9), n=rng.randrange(30, 900))
     return rng.choice(F.DETAIL_STATE)
