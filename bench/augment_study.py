@@ -9,11 +9,14 @@ Variants, given as AUGMENT:EPOCHS (epochs over the augmented set):
   1:0.5   one re-laid-out copy per record, the same optimizer steps as the baseline
   1:1     one copy, one epoch over both: twice the steps
   0:2     no copies, two epochs: the same steps as 1:1 (the compute control for it)
+--train-option KEY=VALUE (repeatable) changes one training setting of the recipe for every
+variant (a TrainConfig field: lr=2e-4, lora_dropout=0.1, lora_r=32, ...), to study the recipe
+itself on the held-out forms.
 Writes bench/results/augment_<task>.json: field accuracy per set and per form, per field,
-parse rate, answers with an invented value, training seconds and steps.
+parse rate, answers with an invented value, training seconds and steps, the settings changed.
 
 Usage: python bench/augment_study.py --task complaints [--variants 0:1 1:0.5 1:1 0:2]
-       [--train 480] [--unseen 120] [--tag NAME]
+       [--train 480] [--unseen 120] [--tag NAME] [--train-option lr=2e-4 ...]
 """
 
 from __future__ import annotations
@@ -50,7 +53,10 @@ def main() -> None:
         help="training compute dtype (auto: bf16 where the CPU has it); float32 to compare "
         "with rows measured on a CPU without bf16",
     )
+    p.add_argument("--train-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="one training setting changed from the recipe (a TrainConfig field)")  # fmt: skip
     args = p.parse_args()
+    options = _options(p, args.train_option)
 
     from slmtune.cli import _quiet_libraries
     from slmtune.data.synth import synthesize, write_jsonl
@@ -84,7 +90,8 @@ def main() -> None:
         scores.mkdir(exist_ok=True)
         if not RunDir(run).is_finished():
             cfg = demo_recipe(files["train"], run, epochs=float(epochs))
-            train(cfg.model_copy(update={"augment": int(copies), "dtype": args.dtype}))
+            update = {"augment": int(copies), "dtype": args.dtype, **options}
+            train(type(cfg).model_validate({**cfg.model_dump(), **update}))
         summary = json.loads(RunDir(run).summary.read_text())
         schema = run_schema(run)
         scoring = argparse.Namespace(run=str(run), batch_size=args.batch_size,
@@ -100,12 +107,31 @@ def main() -> None:
             "train_seconds": summary["seconds"],
             "bf16": summary["bf16"],
             "train_seed": args.train_seed,
+            "train_options": options,
             "code": code,
             **scored,
         }
         print(variant, {k: v["overall"]["field_accuracy"] for k, v in scored.items()}, flush=True)
         path = _write(args, study, code, results)  # after every variant: a stop keeps them
     print(f"wrote {path}")
+
+
+def _options(p: argparse.ArgumentParser, given: list[str]) -> dict[str, str]:
+    """--train-option KEY=VALUE pairs, each KEY a TrainConfig field (pydantic parses VALUE)."""
+    from slmtune.config import TrainConfig
+
+    options = {}
+    for item in given:
+        key, sep, value = item.partition("=")
+        if not sep or key not in TrainConfig.model_fields:
+            p.error(f"--train-option {item!r}: want KEY=VALUE, KEY a training setting such as "
+                    "lr, lora_r, lora_alpha, lora_dropout, lora_targets, weight_decay")  # fmt: skip
+        options[key] = value
+    try:
+        TrainConfig.model_validate({"data": "-", **options})
+    except ValueError as e:  # pydantic's ValidationError names the setting and the value
+        p.error(f"--train-option: {e}")
+    return options
 
 
 def _write(args, study: str, code: str, results: dict) -> Path:
