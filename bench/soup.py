@@ -34,8 +34,10 @@ def main() -> None:
     from slmtune.run.layout import RUN_FILE
 
     a, b = (RunDir(r) for r in args.runs)
-    meta = a.read_meta()
-    if b.read_meta()["base_model"] != meta["base_model"] or meta["method"] != "lora":
+    if not (a.is_finished() and b.is_finished()):
+        p.error(f"not a finished run: {next(r for r in (a, b) if not r.is_finished()).path}")
+    meta, other = a.read_meta(), b.read_meta()
+    if other["base_model"] != meta["base_model"] or {meta["method"], other["method"]} != {"lora"}:
         p.error("the two runs must be LoRA runs of the same base model")
     out = RunDir(args.out)
     out.path.mkdir(parents=True, exist_ok=True)
