@@ -26,12 +26,10 @@ def main() -> None:
 
     import yaml
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM
 
     from slmtune.data.load import load_examples
-    from slmtune.data.types import last_user_text
-    from slmtune.run import RunDir, infer_schema, save_schema
-    from slmtune.run.layout import RUN_FILE
+    from slmtune.models import load_model
+    from slmtune.run import RunDir, examples_schema, save_schema
 
     a, b = (RunDir(r) for r in args.runs)
     if not (a.is_finished() and b.is_finished()):
@@ -42,7 +40,7 @@ def main() -> None:
     out = RunDir(args.out)
     out.path.mkdir(parents=True, exist_ok=True)
 
-    model = AutoModelForCausalLM.from_pretrained(meta["base_model"])
+    model = load_model(meta["base_model"])
     model = PeftModel.from_pretrained(model, a.adapter, adapter_name="a")
     model.load_adapter(b.adapter, adapter_name="b")
     model.add_weighted_adapter(["a", "b"], [0.5, 0.5], "soup", combination_type="cat")
@@ -54,14 +52,11 @@ def main() -> None:
     (out.path / "_adapters" / "soup").rename(out.adapter)
     shutil.rmtree(out.path / "_adapters")
 
-    data = [yaml.safe_load(run.config.read_text())["data"] for run in (a, b)]
-    examples = [e for d in data for e in load_examples(d).examples]
-    answers = [e.answer or "" for e in examples]
-    save_schema(
-        out.path, infer_schema(answers, [last_user_text(e.prompt_messages) or "" for e in examples])
-    )
+    configs = [yaml.safe_load(run.config.read_text()) for run in (a, b)]
+    examples = [e for c in configs for e in load_examples(c["data"], c["format"]).examples]
+    save_schema(out.path, examples_schema(examples))
     shutil.copytree(a.tokenizer, out.tokenizer, dirs_exist_ok=True)
-    (out.path / RUN_FILE).write_text(json.dumps({**meta, "soup_of": args.runs}, indent=2))
+    out.meta.write_text(json.dumps({**meta, "soup_of": args.runs}, indent=2))  # last: finished
     print(f"wrote {out.path}")
 
 

@@ -9,7 +9,13 @@ open.py    opening a run or model for answering (OpenRun), with or without weigh
 from slmtune.run.answer import parse_json_answer
 from slmtune.run.layout import RUN_FILE, SCHEMA_FILE, RunDir, is_run_dir, save_run_files
 from slmtune.run.open import OpenRun, model_renderer, open_renderer, open_run
-from slmtune.run.schema import decoding_schema, infer_schema, load_schema, save_schema
+from slmtune.run.schema import (
+    decoding_schema,
+    examples_schema,
+    infer_schema,
+    load_schema,
+    save_schema,
+)
 
 __all__ = [
     "RUN_FILE",
@@ -17,6 +23,7 @@ __all__ = [
     "OpenRun",
     "RunDir",
     "decoding_schema",
+    "examples_schema",
     "infer_schema",
     "is_run_dir",
     "load_schema",

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from slmtune.data.types import last_user_text
 from slmtune.errors import ConfigError
 from slmtune.run.answer import (
     SHAPE,
@@ -62,6 +63,13 @@ def infer_schema(answers: list[str], sources: list[str] | None = None) -> dict |
         pairs = [(obj, src) for obj, src in zip(parsed, sources, strict=True) if obj is not None]
         _mark_verbatim(schema, pairs)
     return schema
+
+
+def examples_schema(examples: list) -> dict | None:
+    """infer_schema of training examples: each one's answer, learned against its last user
+    turn (the input its copied values come from)."""
+    answers = [e.answer or "" for e in examples]
+    return infer_schema(answers, [last_user_text(e.prompt_messages) or "" for e in examples])
 
 
 def _mark_verbatim(schema: dict, pairs: list[tuple[dict, str]]) -> None:

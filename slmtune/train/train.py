@@ -14,10 +14,10 @@ from slmtune.chat import ChatRenderer, Rendered
 from slmtune.config import TrainConfig, dump_config
 from slmtune.data.augment import augment
 from slmtune.data.load import load_examples
-from slmtune.data.types import Example, last_user_text
+from slmtune.data.types import Example
 from slmtune.errors import ConfigError, DataError, Problem
 from slmtune.models import cpu_has_bf16, load_model, resolve_model
-from slmtune.run import RunDir, infer_schema, model_renderer, save_run_files, save_schema
+from slmtune.run import RunDir, examples_schema, model_renderer, save_run_files, save_schema
 from slmtune.run.open import model_type
 from slmtune.train.batching import Collator, RenderedDataset
 from slmtune.train.callbacks import JsonlLogCallback, ProgressCallback, plot_loss
@@ -66,9 +66,7 @@ def train(cfg: TrainConfig) -> Path:
         )
 
     if trainer.is_world_process_zero():
-        answers = [e.answer or "" for e in train_examples]
-        sources = [last_user_text(e.prompt_messages) or "" for e in train_examples]
-        save_schema(run_dir.path, infer_schema(answers, sources))
+        save_schema(run_dir.path, examples_schema(train_examples))
         save_run_files(
             run_dir,
             model=trainer.model,
