@@ -15,6 +15,7 @@ runner = CliRunner()
 def test_every_command_has_help_with_an_example():
     for cmd in (
         ["train"],
+        ["average"],
         ["predict"],
         ["chat"],
         ["eval"],
