@@ -124,12 +124,18 @@ def complaint_rows(n: int) -> list[dict]:
     ]
 
 
+def tiny_model_and_data(root, n: int):
+    """A tiny Gemma-3 model directory and n complaint records to train it on, under root."""
+    model = tiny_model_dir(root / "model", "gemma3_text", None)
+    data = root / "train.jsonl"
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in complaint_rows(n)))
+    return model, data
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny_run")
-    model = tiny_model_dir(root / "model", "gemma3_text", None)
-    data = root / "train.jsonl"
-    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in complaint_rows(16)))
+    model, data = tiny_model_and_data(root, 16)
     cfg = TrainConfig(
         model=str(model),
         data=str(data),

@@ -13,8 +13,7 @@ from slmtune.cli import app
 from slmtune.config import TrainConfig
 from slmtune.run import RUN_FILE, RunDir, open_run
 from slmtune.train.train import train
-from tests.conftest import complaint_rows
-from tests.tiny import tiny_model_dir
+from tests.conftest import tiny_model_and_data
 
 runner = CliRunner()
 
@@ -23,9 +22,7 @@ runner = CliRunner()
 def two_runs(tmp_path_factory):
     """Two trainings of one recipe on the same records that differ only by their seed."""
     root = tmp_path_factory.mktemp("average")
-    model = tiny_model_dir(root / "model", "gemma3_text", None)
-    data = root / "train.jsonl"
-    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in complaint_rows(12)))
+    model, data = tiny_model_and_data(root, 12)
     common = dict(model=str(model), data=str(data), max_steps=3, batch_size=4, grad_accum=1)
     common |= dict(lr=1e-2, max_length=128, lora_dropout=0.1)
     return [train(TrainConfig(**common, out=str(root / f"run{s}"), seed=s)) for s in (0, 1)]
