@@ -151,8 +151,8 @@ def average(
 ):
     """Average LoRA runs of one base and one task into one run (the mean of their updates).
 
-    Two trainings that differ only by chance (--lora-dropout, --seed) err in different places;
-    their average errs less on texts unlike the training data. Use the result like any run.
+    Two trainings of one task (another --seed or --lora-dropout) err in different places; on
+    held-out forms their average scored above its runs' mean (README). Use it like any run.
     Example: slmtune average runs/a runs/b --out runs/averaged
     """
     from slmtune.train.average import average as run_average

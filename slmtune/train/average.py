@@ -2,9 +2,10 @@
 
 The averaged run's weight update is exactly the mean of the runs' updates: PEFT's
 `add_weighted_adapter` with combination_type "cat" stacks the adapters (rank = the sum of
-their ranks), each weighted 1/N. Two trainings of one recipe that differ only by chance (LoRA
-dropout, seed, a redraw of the records) disagree most where the training data says least,
-and their mean keeps what both learned (Wortsman et al. 2022, "Model soups").
+their ranks), each weighted 1/N. Two trainings of one task that differ by chance (the seed, a
+redraw of the records) or by a setting (LoRA dropout) err in different places, and their
+mean errs less than they do on average (Wortsman et al. 2022, "Model soups"; README: The
+seed, and averaging runs).
 
 Its schema is learned from all the runs' training records, as `train` learns one; its
 tokenizer, template and system prompt are the first run's (they must agree).
