@@ -14,6 +14,7 @@ from slmtune.errors import ConfigError
 from slmtune.infer.driver import Request, answer_all
 from slmtune.run import open_run
 from slmtune.serve.server import build_app
+from slmtune.train.average import average
 from slmtune.train.train import train
 from tests.serve.harness import KEY, SHORT, Server
 
@@ -149,21 +150,23 @@ def _try(client, i: int) -> str:
         return "busy" if e.status_code == 503 else f"status {e.status_code}"
 
 
-def test_two_adapters_on_one_base_answer_as_their_runs(tiny_run, tmp_path, monkeypatch):
+def test_adapters_on_one_base_answer_as_their_runs(tiny_run, tmp_path, monkeypatch):
     # Exact in fp32 layers only: bf16 copies round a merged run's weights and an unmerged
     # base + LoRA differently, and the random tiny model's near-tie tokens then flip.
     monkeypatch.setenv("SLMTUNE_BF16_MATMUL", "head")
     other = _second_run(tiny_run, tmp_path)
-    app, pool = build_app(str(tiny_run), ServeConfig(name="a"), adapters=[f"b={other}"])
+    averaged = average([str(tiny_run), str(other)], str(tmp_path / "avg"))  # rank 16 beside 8s
+    adapters = [f"b={other}", f"avg={averaged}"]
+    app, pool = build_app(str(tiny_run), ServeConfig(name="a"), adapters=adapters)
     srv = Server(app)
     texts = ["我叫张三", "邮箱zhangsan@qq.com", "hello"]
     try:
         client = srv.client(key=None)
-        assert sorted(m.id for m in client.models.list().data) == ["a", "b"]
-        served = {name: [_answer(client, name, t) for t in texts] for name in ("a", "b")}
+        assert sorted(m.id for m in client.models.list().data) == ["a", "avg", "b"]
+        served = {name: [_answer(client, name, t) for t in texts] for name in ("a", "b", "avg")}
     finally:
         srv.stop()
-    for name, run in (("a", tiny_run), ("b", other)):
+    for name, run in (("a", tiny_run), ("b", other), ("avg", averaged)):
         opened = open_run(str(run))
         requests = [Request(opened.prompt(t), max_new_tokens=12) for t in texts]
         alone = [a.text for a in answer_all(opened, requests, batch_size=1)]
