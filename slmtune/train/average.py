@@ -16,8 +16,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import yaml
-
+from slmtune.config import TrainConfig, load_config
 from slmtune.data.load import load_examples
 from slmtune.errors import ConfigError
 from slmtune.models import load_model, load_tokenizer
@@ -96,11 +95,11 @@ def _training_examples(run: RunDir) -> list:
     """The records a run was trained on, read as `train` read them (its config.yaml)."""
     if not run.config.is_file():
         raise ConfigError(f"{run.path}: no {run.config.name}, so its training data is unknown")
-    config = yaml.safe_load(run.config.read_text(encoding="utf-8"))
-    data = Path(config["data"])
+    config = load_config(TrainConfig, str(run.config), {})
+    data = Path(config.data)
     if not data.exists():
         raise ConfigError(
             f"{run.path}: its training data {data} is not there (run from the directory it was "
             "trained in); the averaged run's schema is learned from every run's training records"
         )
-    return load_examples(data, config["format"], skip_invalid=config["skip_invalid"]).examples
+    return load_examples(data, config.format, skip_invalid=config.skip_invalid).examples

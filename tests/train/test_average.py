@@ -28,9 +28,10 @@ def two_runs(tmp_path_factory):
     return [train(TrainConfig(**common, out=str(root / f"run{s}"), seed=s)) for s in (0, 1)]
 
 
-def _weights(ref) -> dict[str, torch.Tensor]:
-    """A run's weights with its adapter merged, as predict/eval/serve load them."""
-    return {k: v.clone() for k, v in open_run(str(ref)).model.state_dict().items()}
+def _weights(ref, base_only: bool = False) -> dict[str, torch.Tensor]:
+    """A run's weights with its adapter merged, as predict/eval/serve load them (or its base's)."""
+    opened = open_run(str(ref), base_only=base_only)
+    return {k: v.clone() for k, v in opened.model.state_dict().items()}
 
 
 def test_the_average_is_the_mean_of_the_runs_weight_updates(two_runs, tmp_path):
@@ -43,10 +44,7 @@ def test_the_average_is_the_mean_of_the_runs_weight_updates(two_runs, tmp_path):
     assert meta["method"] == "lora"
     assert (out / "schema.json").read_text() == (two_runs[0] / "schema.json").read_text()
 
-    base = {
-        k: v.clone()
-        for k, v in open_run(str(two_runs[0]), base_only=True).model.state_dict().items()
-    }
+    base = _weights(two_runs[0], base_only=True)
     a, b, avg = _weights(two_runs[0]), _weights(two_runs[1]), _weights(out)
     moved = [k for k in base if not torch.equal(a[k], b[k])]
     assert moved, "the two trainings should differ"
